@@ -1,0 +1,170 @@
+//! A respcache backend on [`cacache`]: every entry is one cacache entry,
+//! content-addressed and integrity-checked on every read.
+//!
+//! ```
+//! use respcache_cacache::CACacheManager;
+//! use respcache_core::{CacheManager, CachePolicy, HttpResponse};
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let cache = CACacheManager::new(dir.path().join("http-cache"), true);
+//!
+//! let url = url::Url::parse("https://example.com/")?;
+//! let request = http::Request::get(url.as_str()).body(())?;
+//! let response = http::Response::builder()
+//!     .header("cache-control", "max-age=60")
+//!     .body(bytes::Bytes::from_static(b"hello"))?;
+//! let policy = CachePolicy::new(&request, &response);
+//!
+//! cache.put("GET:https://example.com/".into(), HttpResponse::from_http(response, url), policy).await?;
+//! let (hit, _) = cache.get("GET:https://example.com/").await?.expect("stored");
+//! assert_eq!(hit.body, "hello");
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Format
+//!
+//! The cacache content of an entry is [`FORMAT_PREFIX`] followed by the
+//! bincode 1.3 encoding of the key, the response and the policy. The key is
+//! stored so that a read can prove the entry is the one asked for, and so
+//! that two keys never share one content file: deleting one key's content
+//! can never take another key's away. An entry with another prefix is
+//! treated as a miss and dropped.
+
+mod store;
+
+use std::path::{Path, PathBuf};
+
+use respcache_core::{BoxError, CacheError, CacheManager, CachePolicy, HttpResponse, Result};
+
+pub use store::FORMAT_PREFIX;
+
+/// Caches responses in a cacache directory.
+#[derive(Clone)]
+pub struct CACacheManager {
+    /// Directory where the cache is stored.
+    pub path: PathBuf,
+    /// How entries are removed; see [`CACacheManager::new`].
+    pub remove_opts: cacache::RemoveOpts,
+}
+
+impl CACacheManager {
+    /// A manager on the cache directory `path` (created on first write).
+    ///
+    /// With `remove_fully`, `delete` removes the entry's index bucket and
+    /// content from disk; without it, deletion only appends a tombstone to
+    /// the index and the content stays until [`CACacheManager::clear`].
+    pub fn new(path: impl Into<PathBuf>, remove_fully: bool) -> Self {
+        Self {
+            path: path.into(),
+            remove_opts: cacache::RemoveOpts::new().remove_fully(remove_fully),
+        }
+    }
+
+    /// Removes every entry.
+    pub async fn clear(&self) -> Result<()> {
+        match cacache::clear(&self.path).await {
+            Ok(()) => Ok(()),
+            Err(cacache::Error::IoError(err, _)) if err.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            Err(err) => Err(wrap(err, "clear", &self.path)),
+        }
+    }
+
+    /// Where the index record of `cache_key` lives. For tools and tests
+    /// that inspect the cache; the file may hold records of other keys.
+    pub fn index_path(&self, cache_key: &str) -> PathBuf {
+        store::bucket_path(&self.path, cache_key)
+    }
+
+    /// Where the stored content of `cache_key` lives, if it is indexed.
+    pub async fn content_path(&self, cache_key: &str) -> Result<Option<PathBuf>> {
+        let entry = cacache::metadata(&self.path, cache_key)
+            .await
+            .map_err(|e| wrap(e, "read index of", &self.path))?;
+        Ok(entry.map(|entry| {
+            let (algorithm, hex) = entry.integrity.to_hex();
+            self.path
+                .join("content-v2")
+                .join(algorithm.to_string())
+                .join(&hex[0..2])
+                .join(&hex[2..4])
+                .join(&hex[4..])
+        }))
+    }
+}
+
+impl std::fmt::Debug for CACacheManager {
+    // `cacache::RemoveOpts` has no Debug of its own.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CACacheManager")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+fn wrap(err: cacache::Error, op: &'static str, path: &Path) -> BoxError {
+    match err {
+        cacache::Error::IoError(source, _) => Box::new(CacheError::io(op, path, source)),
+        other => Box::new(other),
+    }
+}
+
+#[async_trait::async_trait]
+impl CacheManager for CACacheManager {
+    async fn get(&self, cache_key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
+        let path = self.path.clone();
+        let key = cache_key.to_owned();
+        let read = tokio::task::spawn_blocking(move || store::read(&path, &key)).await?;
+        match read {
+            Ok(found) => Ok(found),
+            Err(store::ReadError::Damaged(err)) => {
+                // Never serve it, never fail the caller for it: drop the
+                // entry so the next response can be stored in its place.
+                tracing::warn!(error = %err, "dropping a damaged cacache entry");
+                self.delete_entry(cache_key).await?;
+                Ok(None)
+            }
+            Err(store::ReadError::Failed(err)) => Err(err),
+        }
+    }
+
+    async fn put(
+        &self,
+        cache_key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+    ) -> Result<HttpResponse> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            store::write(&path, &cache_key, &response, &policy)?;
+            Ok(response)
+        })
+        .await?
+    }
+
+    async fn delete(&self, cache_key: &str) -> Result<()> {
+        match self.remove_opts.clone().remove(&self.path, cache_key).await {
+            Ok(()) => Ok(()),
+            // Nothing indexed, or (with `remove_fully`) content already gone:
+            // cacache stops before the bucket then, so finish the job.
+            Err(cacache::Error::IoError(err, _)) if err.kind() == std::io::ErrorKind::NotFound => {
+                self.delete_entry(cache_key).await
+            }
+            Err(err) => Err(wrap(err, "delete", &self.path)),
+        }
+    }
+}
+
+impl CACacheManager {
+    /// Removes the index bucket and the content of `key`, whatever state
+    /// they are in.
+    async fn delete_entry(&self, cache_key: &str) -> Result<()> {
+        let path = self.path.clone();
+        let key = cache_key.to_owned();
+        tokio::task::spawn_blocking(move || store::remove(&path, &key)).await?
+    }
+}

@@ -1,0 +1,102 @@
+//! What a backend gives the suite so the checks can drive it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use respcache_core::{BoxError, CacheManager};
+
+/// How [`Harness::damage`] damages a stored entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Damage {
+    /// Flip the bits of one byte in the middle of the stored body.
+    FlipBodyByte,
+    /// Cut the stored body to half its length.
+    TruncateBody,
+    /// Append bytes to the stored body.
+    ExtendBody,
+    /// Garble the record that describes the entry (metadata, index line,
+    /// head), so that it no longer decodes.
+    GarbleMetadata,
+}
+
+impl Damage {
+    /// Every kind of damage.
+    pub const ALL: [Damage; 4] = [
+        Damage::FlipBodyByte,
+        Damage::TruncateBody,
+        Damage::ExtendBody,
+        Damage::GarbleMetadata,
+    ];
+}
+
+/// A backend under test: a fresh location and a manager on it, plus the
+/// hooks the checks need to reach behind the manager's back.
+///
+/// Implement it once in a backend's test file and run every check with
+/// [`buffered_suite!`](crate::buffered_suite).
+#[async_trait::async_trait]
+pub trait Harness: Send + Sync + Sized + 'static {
+    /// The manager under test.
+    type Manager: CacheManager;
+
+    /// A fresh, empty location (a new temporary directory, a new key
+    /// namespace on a server) and a manager on it.
+    async fn create() -> Self;
+
+    /// The manager on this harness's location.
+    fn manager(&self) -> Arc<Self::Manager>;
+
+    /// A new manager on the same location, as after a process restart.
+    async fn reopen(&self) -> Self::Manager;
+
+    /// The location as text, for [`Harness::open_location`] in another
+    /// process.
+    fn location(&self) -> String;
+
+    /// A manager on a location given by [`Harness::location`]; called in a
+    /// child process.
+    async fn open_location(location: &str) -> Self::Manager;
+
+    /// The directory the backend keeps its files in, if it keeps files. It
+    /// must be the only entry of its parent directory, so that a check can
+    /// see whether anything was written beside it.
+    fn root(&self) -> Option<PathBuf> {
+        None
+    }
+
+    /// Damages the stored entry of `key` as `how` says, behind the manager's
+    /// back, the way a failing disk or a stray write would.
+    async fn damage(&self, key: &str, how: Damage) -> Result<(), BoxError>;
+
+    /// Bytes the backend holds for this location now.
+    async fn stored_bytes(&self) -> Result<u64, BoxError>;
+
+    /// Runs the backend's reclamation of unreferenced storage, if it has one.
+    async fn reclaim(&self) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+/// Sum of the sizes of the regular files below `dir` (0 when it is missing):
+/// a ready [`Harness::stored_bytes`] for backends that keep files.
+pub fn bytes_below(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        for entry in entries {
+            let entry = entry?;
+            let kind = entry.file_type()?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else if kind.is_file() {
+                total += entry.metadata()?.len();
+            }
+        }
+    }
+    Ok(total)
+}

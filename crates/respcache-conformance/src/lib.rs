@@ -1,0 +1,129 @@
+//! The behaviour every respcache backend must show, as reusable checks.
+//!
+//! Each check is a public async function named for what it proves
+//! ([`checks::keys_are_isolated_when_bodies_are_shared`], ...). A backend
+//! implements [`Harness`] once in a test file (how to make a fresh location,
+//! reopen it, damage an entry, measure storage) and one macro call makes
+//! every check a separate test:
+//!
+//! ```ignore
+//! // tests/conformance.rs of a backend crate
+//! struct MyHarness { /* temp dir, manager */ }
+//!
+//! #[async_trait::async_trait]
+//! impl respcache_conformance::Harness for MyHarness { /* ... */ }
+//!
+//! respcache_conformance::buffered_suite!(MyHarness);
+//! ```
+//!
+//! The suite tests itself: its own tests run the checks against managers
+//! broken on purpose and assert that the matching checks fail.
+
+pub mod checks;
+mod failure;
+pub mod fixtures;
+mod harness;
+
+pub use failure::{CheckResult, Context, Failure};
+pub use harness::{Damage, Harness, bytes_below};
+
+/// Runs one check on a fresh multi-threaded runtime and panics with the
+/// failure's message if it does not hold: the body of every generated test.
+pub fn run(check: impl std::future::Future<Output = CheckResult>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime for the check");
+    if let Err(failure) = runtime.block_on(check) {
+        panic!("conformance check failed: {failure}");
+    }
+}
+
+/// Every check for buffered managers that takes only the harness, in the
+/// order the macro declares them.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __each_buffered_check {
+    ($($callback:ident)::+!($($args:tt)*)) => {
+        $($callback)::+!($($args)*;
+            get_of_missing_key_is_none,
+            delete_of_missing_key_is_ok,
+            put_returns_the_stored_response,
+            round_trip_keeps_status_version_headers_body_and_url,
+            round_trip_keeps_every_http_version,
+            round_trip_keeps_repeated_header_values_in_order,
+            round_trip_keeps_non_utf8_header_values,
+            round_trip_keeps_an_empty_body,
+            round_trip_keeps_a_binary_body_with_every_byte_value,
+            round_trip_keeps_a_large_body,
+            round_trip_keeps_every_status_class,
+            round_trip_keeps_an_equivalent_policy,
+            second_put_replaces_the_first_whole,
+            delete_removes_the_entry,
+            keys_are_isolated_when_bodies_are_shared,
+            overwriting_a_key_that_shares_a_body_leaves_the_other_intact,
+            many_keys_do_not_interfere,
+            keys_with_path_syntax_stay_inside_the_root,
+            keys_of_64_kib_work,
+            keys_differing_only_in_case_are_distinct,
+            long_keys_differing_only_in_the_last_byte_are_distinct,
+            body_with_a_flipped_byte_is_never_returned,
+            truncated_body_is_never_returned,
+            extended_body_is_never_returned,
+            garbled_metadata_is_a_miss,
+            concurrent_tasks_on_overlapping_keys_see_whole_values,
+            restart_sees_stored_entries,
+            deleted_entries_release_their_storage,
+            overwrites_do_not_accumulate_storage,
+        );
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __harness_tests {
+    ($harness:ty; $($check:ident),* $(,)?) => {$(
+        #[test]
+        fn $check() {
+            $crate::run(async {
+                let harness = <$harness as $crate::Harness>::create().await;
+                $crate::checks::$check(&harness).await
+            });
+        }
+    )*};
+}
+
+/// Declares one test per check for a [`Harness`] type: every check for
+/// buffered managers, the process checks (crash under SIGKILL, two
+/// processes on one location), and the ignored child test those start.
+#[macro_export]
+macro_rules! buffered_suite {
+    ($harness:ty) => {
+        $crate::__each_buffered_check!($crate::__harness_tests!($harness));
+
+        #[test]
+        fn all_or_nothing_after_sigkill() {
+            $crate::run(async {
+                let harness = <$harness as $crate::Harness>::create().await;
+                let child = $crate::checks::ChildWriter::in_module(module_path!());
+                $crate::checks::all_or_nothing_after_sigkill(&harness, &child).await
+            });
+        }
+
+        #[test]
+        fn two_processes_share_one_location() {
+            $crate::run(async {
+                let harness = <$harness as $crate::Harness>::create().await;
+                let child = $crate::checks::ChildWriter::in_module(module_path!());
+                $crate::checks::two_processes_share_one_location(&harness, &child).await
+            });
+        }
+
+        #[test]
+        #[ignore = "the child process of the process checks, started by them"]
+        fn conformance_child_writer() {
+            $crate::checks::child_writer_main::<$harness>();
+        }
+    };
+}
