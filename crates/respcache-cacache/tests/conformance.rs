@@ -1,12 +1,11 @@
 //! The whole conformance suite against `CACacheManager` on a real cacache
 //! directory.
 
-use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use respcache_cacache::CACacheManager;
-use respcache_conformance::{Damage, Harness, bytes_below};
+use respcache_conformance::{Damage, Harness, bytes_below, damage_file};
 use respcache_core::BoxError;
 
 struct CacacheHarness {
@@ -53,29 +52,7 @@ impl Harness for CacacheHarness {
                 .await?
                 .ok_or("the entry to damage is not indexed")?,
         };
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)?;
-        let len = file.metadata()?.len();
-        match how {
-            Damage::FlipBodyByte => {
-                let mut bytes = std::fs::read(&path)?;
-                let middle = bytes.len() / 2;
-                bytes[middle] ^= 0xff;
-                file.write_all(&bytes)?;
-            }
-            Damage::TruncateBody => file.set_len(len / 2)?,
-            Damage::ExtendBody => {
-                file.seek(SeekFrom::End(0))?;
-                file.write_all(b"trailing garbage")?;
-            }
-            Damage::GarbleMetadata => {
-                file.seek(SeekFrom::Start(len / 2))?;
-                file.write_all(b"\x00garbled\x00")?;
-            }
-        }
-        Ok(())
+        Ok(damage_file(&path, how)?)
     }
 
     async fn stored_bytes(&self) -> Result<u64, BoxError> {

@@ -100,3 +100,34 @@ pub fn bytes_below(dir: &std::path::Path) -> std::io::Result<u64> {
     }
     Ok(total)
 }
+
+/// Damages the file at `path` as `how` says: a ready [`Harness::damage`]
+/// for backends that keep an entry's body (or, for
+/// [`Damage::GarbleMetadata`], its record) in one file.
+pub fn damage_file(path: &std::path::Path, how: Damage) -> std::io::Result<()> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    match how {
+        Damage::FlipBodyByte => {
+            let mut byte = [0u8; 1];
+            file.seek(SeekFrom::Start(len / 2))?;
+            std::io::Read::read_exact(&mut file, &mut byte)?;
+            file.seek(SeekFrom::Start(len / 2))?;
+            file.write_all(&[byte[0] ^ 0xff])?;
+        }
+        Damage::TruncateBody => file.set_len(len / 2)?,
+        Damage::ExtendBody => {
+            file.seek(SeekFrom::End(0))?;
+            file.write_all(b"trailing garbage")?;
+        }
+        Damage::GarbleMetadata => {
+            file.seek(SeekFrom::Start(len / 2))?;
+            file.write_all(b"\x00garbled\x00")?;
+        }
+    }
+    file.sync_all()
+}

@@ -25,7 +25,7 @@ pub mod fixtures;
 mod harness;
 
 pub use failure::{CheckResult, Context, Failure};
-pub use harness::{Damage, Harness, bytes_below};
+pub use harness::{Damage, Harness, bytes_below, damage_file};
 
 /// Runs one check on a fresh multi-threaded runtime and panics with the
 /// failure's message if it does not hold: the body of every generated test.
