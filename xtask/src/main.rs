@@ -1,1 +1,61 @@
-fn main() {}
+//! `cargo xtask`: the project's repeated tasks, in Rust, so they run the
+//! same on every machine.
+//!
+//! - `cargo xtask ci`: everything CI checks (the README's test command).
+//! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
+//! - `cargo xtask demo`: real responses from a local origin through every backend.
+
+mod ci;
+mod conformance;
+mod demo;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage: cargo xtask <ci | conformance | demo>";
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1);
+    let outcome = match task.as_deref() {
+        Some("ci") => ci::run(),
+        Some("conformance") => conformance::run(),
+        Some("demo") => demo::run(),
+        _ => Err(USAGE.into()),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// What a task failed with: a message for the person running it.
+pub type TaskResult = Result<(), String>;
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> std::path::PathBuf {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// A `cargo` command run from the workspace root.
+pub fn cargo(args: &[&str]) -> std::process::Command {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.args(args).current_dir(workspace_root());
+    command
+}
+
+/// Runs a command to completion, failing with its description if it fails.
+pub fn run_step(title: &str, command: &mut std::process::Command) -> TaskResult {
+    println!("\n== {title}");
+    let status = command
+        .status()
+        .map_err(|e| format!("{title}: could not start: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{title}: failed ({status})"))
+    }
+}
