@@ -3,8 +3,13 @@
 
 use crate::{TaskResult, cargo, conformance, run_step};
 
+/// What the core must never depend on: a user who picks one backend
+/// compiles only that backend's storage, format and hash.
+const FORBIDDEN_IN_CORE: &[&str] = &["cacache", "bincode", "serde_json", "sha2", "hex", "redis"];
+
 pub fn run() -> TaskResult {
     run_step("format", &mut cargo(&["fmt", "--all", "--", "--check"]))?;
+    core_dependencies_are_clean()?;
     run_step(
         "clippy",
         &mut cargo(&[
@@ -32,4 +37,38 @@ pub fn run() -> TaskResult {
     conformance::run()?;
     println!("\nci: all steps passed");
     Ok(())
+}
+
+/// `cargo tree -p respcache-core -e normal` names none of [`FORBIDDEN_IN_CORE`].
+fn core_dependencies_are_clean() -> TaskResult {
+    println!("\n== core dependencies");
+    let output = cargo(&[
+        "tree",
+        "-p",
+        "respcache-core",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ])
+    .output()
+    .map_err(|e| format!("cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let tree = String::from_utf8_lossy(&output.stdout);
+    let found: Vec<&str> = tree
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|name| FORBIDDEN_IN_CORE.contains(name))
+        .collect();
+    if found.is_empty() {
+        println!("respcache-core depends on none of {FORBIDDEN_IN_CORE:?}");
+        Ok(())
+    } else {
+        Err(format!("respcache-core depends on {found:?}"))
+    }
 }
