@@ -76,7 +76,7 @@ pub fn run() -> TaskResult {
         println!();
     }
     println!(
-        "\n{} checks, {} backends, {failures} failures",
+        "\n{} checks x {} backend(s), {failures} failure(s)",
         checks.len(),
         BACKENDS.len()
     );

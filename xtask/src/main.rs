@@ -35,8 +35,12 @@ pub type TaskResult = Result<(), String>;
 
 /// The workspace root (the parent of this crate).
 pub fn workspace_root() -> std::path::PathBuf {
-    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    // `cargo run` sets it for the running binary too; the compile-time
+    // value would point at wherever the binary was first built.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    manifest.parent().map_or(manifest.clone(), std::path::Path::to_path_buf)
 }
 
 /// A `cargo` command run from the workspace root.

@@ -125,7 +125,9 @@ impl CacheManager for CACacheManager {
                 // Never serve it, never fail the caller for it: drop the
                 // entry so the next response can be stored in its place.
                 tracing::warn!(error = %err, "dropping a damaged cacache entry");
-                self.delete_entry(cache_key).await?;
+                if let Err(err) = self.delete_entry(cache_key).await {
+                    tracing::warn!(error = %err, "could not drop the damaged entry");
+                }
                 Ok(None)
             }
             Err(store::ReadError::Failed(err)) => Err(err),
