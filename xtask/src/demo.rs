@@ -14,6 +14,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use respcache_cacache::CACacheManager;
 use respcache_core::{CacheManager, CachePolicy, HttpResponse};
+use respcache_fs::StreamingManager;
 
 use crate::TaskResult;
 
@@ -52,11 +53,18 @@ async fn demo() -> Result<(), DemoError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
         _ => {}
     }
-    let backends = [Backend {
-        title: "cacache",
-        location: dir.join("cacache"),
-        manager: Arc::new(CACacheManager::new(dir.join("cacache"), true)),
-    }];
+    let backends = [
+        Backend {
+            title: "cacache",
+            location: dir.join("cacache"),
+            manager: Arc::new(CACacheManager::new(dir.join("cacache"), true)),
+        },
+        Backend {
+            title: "fs",
+            location: dir.join("fs"),
+            manager: Arc::new(StreamingManager::new(dir.join("fs"))),
+        },
+    ];
 
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<Empty<Bytes>>();

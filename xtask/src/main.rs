@@ -40,7 +40,9 @@ pub fn workspace_root() -> std::path::PathBuf {
     let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
-    manifest.parent().map_or(manifest.clone(), std::path::Path::to_path_buf)
+    manifest
+        .parent()
+        .map_or(manifest.clone(), std::path::Path::to_path_buf)
 }
 
 /// A `cargo` command run from the workspace root.

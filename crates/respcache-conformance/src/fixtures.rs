@@ -104,3 +104,79 @@ pub fn verify_generated(key_index: u32, response: &HttpResponse) -> Result<u64, 
     }
     Ok(generation)
 }
+
+/// An origin body that yields `frames` in order; an `Err` item makes the
+/// body fail at that point, as a dropped origin connection would.
+pub fn scripted_body(frames: Vec<Result<Bytes, respcache_core::StreamingError>>) -> ScriptedBody {
+    ScriptedBody {
+        frames: frames.into(),
+    }
+}
+
+/// Splits `bytes` into frames of irregular sizes (1 byte to 300 KiB).
+pub fn irregular_frames(bytes: &Bytes) -> Vec<Result<Bytes, respcache_core::StreamingError>> {
+    const SIZES: [usize; 5] = [1, 7 * 1024, 64 * 1024, 300 * 1024, 333];
+    let mut frames = Vec::new();
+    let mut at = 0;
+    for size in SIZES.iter().cycle() {
+        if at >= bytes.len() {
+            break;
+        }
+        let end = (at + size).min(bytes.len());
+        frames.push(Ok(bytes.slice(at..end)));
+        at = end;
+    }
+    frames
+}
+
+/// See [`scripted_body`].
+#[derive(Debug)]
+pub struct ScriptedBody {
+    frames: std::collections::VecDeque<Result<Bytes, respcache_core::StreamingError>>,
+}
+
+impl http_body::Body for ScriptedBody {
+    type Data = Bytes;
+    type Error = respcache_core::StreamingError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(
+            self.frames
+                .pop_front()
+                .map(|f| f.map(http_body::Frame::data)),
+        )
+    }
+}
+
+/// An origin body fed by hand, one frame at a time: the sender's frames,
+/// then the end when the sender is dropped.
+pub fn channel_body() -> (
+    tokio::sync::mpsc::Sender<Result<Bytes, respcache_core::StreamingError>>,
+    ChannelBody,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    (tx, ChannelBody { rx })
+}
+
+/// See [`channel_body`].
+#[derive(Debug)]
+pub struct ChannelBody {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, respcache_core::StreamingError>>,
+}
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = respcache_core::StreamingError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|item| item.map(|f| f.map(http_body::Frame::data)))
+    }
+}

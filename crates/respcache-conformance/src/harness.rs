@@ -77,9 +77,11 @@ pub trait Harness: Send + Sync + Sized + 'static {
     }
 }
 
-/// Sum of the sizes of the regular files below `dir` (0 when it is missing):
-/// a ready [`Harness::stored_bytes`] for backends that keep files.
+/// Sum of the sizes of the regular files below `dir` (0 when it is missing),
+/// each hard-linked file counted once: a ready [`Harness::stored_bytes`]
+/// for backends that keep files.
 pub fn bytes_below(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut seen = std::collections::HashSet::new();
     let mut total = 0;
     let mut pending = vec![dir.to_path_buf()];
     while let Some(dir) = pending.pop() {
@@ -94,11 +96,28 @@ pub fn bytes_below(dir: &std::path::Path) -> std::io::Result<u64> {
             if kind.is_dir() {
                 pending.push(entry.path());
             } else if kind.is_file() {
-                total += entry.metadata()?.len();
+                let metadata = entry.metadata()?;
+                if first_link(&mut seen, &metadata) {
+                    total += metadata.len();
+                }
             }
         }
     }
     Ok(total)
+}
+
+#[cfg(unix)]
+fn first_link(
+    seen: &mut std::collections::HashSet<(u64, u64)>,
+    metadata: &std::fs::Metadata,
+) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    metadata.nlink() == 1 || seen.insert((metadata.dev(), metadata.ino()))
+}
+
+#[cfg(not(unix))]
+fn first_link(_: &mut std::collections::HashSet<(u64, u64)>, _: &std::fs::Metadata) -> bool {
+    true
 }
 
 /// Damages the file at `path` as `how` says: a ready [`Harness::damage`]

@@ -106,7 +106,7 @@ macro_rules! buffered_suite {
         fn all_or_nothing_after_sigkill() {
             $crate::run(async {
                 let harness = <$harness as $crate::Harness>::create().await;
-                let child = $crate::checks::ChildWriter::in_module(module_path!());
+                let child = $crate::checks::ChildTest::writer(module_path!());
                 $crate::checks::all_or_nothing_after_sigkill(&harness, &child).await
             });
         }
@@ -115,7 +115,7 @@ macro_rules! buffered_suite {
         fn two_processes_share_one_location() {
             $crate::run(async {
                 let harness = <$harness as $crate::Harness>::create().await;
-                let child = $crate::checks::ChildWriter::in_module(module_path!());
+                let child = $crate::checks::ChildTest::writer(module_path!());
                 $crate::checks::two_processes_share_one_location(&harness, &child).await
             });
         }
@@ -124,6 +124,51 @@ macro_rules! buffered_suite {
         #[ignore = "the child process of the process checks, started by them"]
         fn conformance_child_writer() {
             $crate::checks::child_writer_main::<$harness>();
+        }
+    };
+}
+
+/// Every check for streaming managers that takes only the harness.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! __each_streaming_check {
+    ($($callback:ident)::+!($($args:tt)*)) => {
+        $($callback)::+!($($args)*;
+            streamed_put_hands_over_every_byte_and_commits,
+            buffered_put_reads_back_as_a_stream,
+            stream_response_keeps_head_and_body,
+            body_error_midway_commits_nothing,
+            dropped_body_commits_nothing,
+            first_frame_reaches_the_caller_before_the_origin_sends_the_second,
+            streamed_read_of_a_damaged_body_ends_in_an_error,
+            concurrent_streamed_puts_of_one_key_leave_one_whole_entry,
+        );
+    };
+}
+
+/// Declares one test per streaming check for a [`Harness`] whose manager
+/// is a [`StreamingCacheManager`](respcache_core::StreamingCacheManager),
+/// including the flat-memory check (a 1 GiB body through a child process)
+/// and the ignored child test it starts. Use it beside
+/// [`buffered_suite!`], which a streaming manager must pass too.
+#[macro_export]
+macro_rules! streaming_suite {
+    ($harness:ty) => {
+        $crate::__each_streaming_check!($crate::__harness_tests!($harness));
+
+        #[test]
+        fn streaming_memory_stays_flat() {
+            $crate::run(async {
+                let harness = <$harness as $crate::Harness>::create().await;
+                let child = $crate::checks::ChildTest::streamer(module_path!());
+                $crate::checks::streaming_memory_stays_flat(&harness, &child).await
+            });
+        }
+
+        #[test]
+        #[ignore = "the child process of streaming_memory_stays_flat, started by it"]
+        fn conformance_child_streamer() {
+            $crate::checks::child_streamer_main::<$harness>();
         }
     };
 }

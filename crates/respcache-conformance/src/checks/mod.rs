@@ -4,17 +4,21 @@ mod concurrency;
 mod integrity;
 mod isolation;
 mod keys;
+mod memory;
 mod process;
 mod round_trip;
 mod storage;
+mod streaming;
 
 pub use concurrency::*;
 pub use integrity::*;
 pub use isolation::*;
 pub use keys::*;
+pub use memory::*;
 pub use process::*;
 pub use round_trip::*;
 pub use storage::*;
+pub use streaming::*;
 
 use respcache_core::{CacheManager, HttpResponse};
 

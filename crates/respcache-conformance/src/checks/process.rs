@@ -21,35 +21,57 @@ fn child_key(index: u32) -> String {
     format!("child-{index}")
 }
 
-/// The test, in the backend's own test binary, that writes in a loop when
-/// [`CHILD_LOCATION_ENV`] is set: the child process of the process checks.
-/// [`buffered_suite!`](crate::buffered_suite) declares it as an ignored test
-/// named `conformance_child_writer` and passes its module path here.
+/// An ignored test in the backend's own test binary that a check starts
+/// as a child process: the suite's macros declare them
+/// (`conformance_child_writer`, `conformance_child_streamer`) and pass
+/// their module path here.
 #[derive(Debug, Clone)]
-pub struct ChildWriter {
+pub struct ChildTest {
     test_name: String,
 }
 
-impl ChildWriter {
-    /// The child test `conformance_child_writer` in module `module_path`
-    /// (as `module_path!()` gives it, crate name first).
-    pub fn in_module(module_path: &str) -> Self {
+impl ChildTest {
+    /// The test `name` in module `module_path` (as `module_path!()` gives
+    /// it, crate name first).
+    pub fn in_module(module_path: &str, name: &str) -> Self {
         let test_name = match module_path.split_once("::") {
-            Some((_crate, module)) => format!("{module}::conformance_child_writer"),
-            None => "conformance_child_writer".to_owned(),
+            Some((_crate, module)) => format!("{module}::{name}"),
+            None => name.to_owned(),
         };
         Self { test_name }
     }
 
-    fn spawn(&self, location: &str) -> Result<tokio::process::Child, Failure> {
+    /// The child writer of the process checks.
+    pub fn writer(module_path: &str) -> Self {
+        Self::in_module(module_path, "conformance_child_writer")
+    }
+
+    /// The child of the streaming memory check.
+    pub fn streamer(module_path: &str) -> Self {
+        Self::in_module(module_path, "conformance_child_streamer")
+    }
+
+    pub(crate) fn command(&self, location: &str) -> Result<tokio::process::Command, Failure> {
         let exe = std::env::current_exe().context("finding the test binary")?;
-        tokio::process::Command::new(exe)
-            .args([&self.test_name, "--exact", "--ignored", "--test-threads=1"])
+        let mut command = tokio::process::Command::new(exe);
+        command
+            .args([
+                &self.test_name,
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_LOCATION_ENV, location)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        Ok(command)
+    }
+
+    fn spawn(&self, location: &str) -> Result<tokio::process::Child, Failure> {
+        self.command(location)?
             .spawn()
             .context("spawning the child writer")
     }
@@ -136,7 +158,7 @@ pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
 /// A child process writing in a loop is killed with SIGKILL at random
 /// moments, many times; after each kill every key reads as a whole value
 /// some write stored, or as absent.
-pub async fn all_or_nothing_after_sigkill<H: Harness>(h: &H, child: &ChildWriter) -> CheckResult {
+pub async fn all_or_nothing_after_sigkill<H: Harness>(h: &H, child: &ChildTest) -> CheckResult {
     let mut seen = 0;
     for round in 0..CRASH_ROUNDS {
         let mut process = child.spawn(&h.location())?;
@@ -157,10 +179,7 @@ pub async fn all_or_nothing_after_sigkill<H: Harness>(h: &H, child: &ChildWriter
 
 /// Two processes on one location: while a child writes in a loop, this
 /// process writes its own keys and reads both; every read is whole.
-pub async fn two_processes_share_one_location<H: Harness>(
-    h: &H,
-    child: &ChildWriter,
-) -> CheckResult {
+pub async fn two_processes_share_one_location<H: Harness>(h: &H, child: &ChildTest) -> CheckResult {
     let manager = h.manager();
     let mut process = child.spawn(&h.location())?;
     let started = Instant::now();

@@ -1,0 +1,430 @@
+//! A respcache backend on plain files: content-addressed, deduplicated,
+//! streaming both ways with flat memory, checked on every read, and safe
+//! for many processes on one directory.
+//!
+//! ```
+//! use http_body_util::BodyExt;
+//! use respcache_core::{CachePolicy, StreamingCacheManager};
+//! use respcache_fs::StreamingManager;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let cache = StreamingManager::new(dir.path().to_path_buf());
+//!
+//! let url = url::Url::parse("https://example.com/video")?;
+//! let request = http::Request::get(url.as_str()).body(())?;
+//! let origin = http::Response::builder()
+//!     .header("cache-control", "max-age=60")
+//!     .body(http_body_util::Full::new(bytes::Bytes::from_static(b"frames")))?;
+//! let policy = CachePolicy::new(&request, &origin);
+//!
+//! // The caller reads the origin's body as it arrives; the cache stores it
+//! // on the way and commits once the body is complete.
+//! let response = cache.put_stream("GET:video".into(), origin, policy, url).await?;
+//! assert_eq!(response.into_body().collect().await?.to_bytes(), "frames");
+//!
+//! let (hit, _policy) = cache.get_stream("GET:video").await?.expect("committed");
+//! assert_eq!(hit.into_body().collect().await?.to_bytes(), "frames");
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # On disk
+//!
+//! ```text
+//! ROOT/cache-v2/metadata/<key-id>.json   one per key: CacheMetadata as JSON
+//! ROOT/cache-v2/content/<sha256 hex>     one name per distinct body (the dedup index)
+//! ROOT/cache-v2/links/<link-id>          a hard link to the body, one per entry
+//! ROOT/cache-v2/tmp/<pid>-<random>.*     files being written
+//! ```
+//!
+//! The key id is the hex of the key while that fits a file name, else
+//! `sha256-` and the hash of the key; the full key is in the metadata and
+//! compared on read. A body is written to `tmp/` while it is hashed, given
+//! the entry's own hard link (to an existing identical body when there is
+//! one), and the entry is committed by renaming its metadata into place.
+//! Reads go through the entry's link, so the kernel's link count decides
+//! when a shared body's bytes are freed: deleting or overwriting one key
+//! never takes bytes another key uses, with no lock between processes.
+//!
+//! Every read checks the body's length and XXH3-64 (recorded at write time
+//! beside the SHA-256 address): a damaged body is never served. A buffered
+//! `get` answers `None` and drops the entry; a streamed body ends in an
+//! error before its last chunk, and the entry is dropped.
+
+mod gc;
+mod layout;
+mod metadata;
+mod read;
+mod remove;
+mod stream_put;
+mod write;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use respcache_core::{
+    CacheError, CacheManager, CachePolicy, HttpResponse, Result, StreamingBody,
+    StreamingCacheManager, StreamingError,
+};
+use url::Url;
+
+pub use gc::GcReport;
+pub use metadata::{CacheMetadata, FORMAT_VERSION};
+
+/// The chunk size of streamed reads unless [`Builder::chunk_size`] says otherwise.
+pub const DEFAULT_CHUNK_SIZE: usize = 128 * 1024;
+
+/// Caches responses as files under a root directory; see the crate docs.
+#[derive(Debug, Clone)]
+pub struct StreamingManager {
+    shared: Arc<Shared>,
+}
+
+/// Options for a [`StreamingManager`], from [`StreamingManager::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    root: PathBuf,
+    options: Options,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) chunk_size: usize,
+    pub(crate) max_size: Option<u64>,
+    pub(crate) max_body_size: Option<u64>,
+}
+
+impl Builder {
+    /// Evict least recently used entries once the stored bodies exceed
+    /// `bytes` (down to nine tenths of it).
+    pub fn max_size(mut self, bytes: u64) -> Self {
+        self.options.max_size = Some(bytes);
+        self
+    }
+
+    /// Do not store bodies larger than `bytes`; a streaming put passes such
+    /// a body through uncached, a buffered put fails with
+    /// [`CacheError::TooLarge`].
+    pub fn max_body_size(mut self, bytes: u64) -> Self {
+        self.options.max_body_size = Some(bytes);
+        self
+    }
+
+    /// The chunk size of streamed reads (at least 1 byte).
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.options.chunk_size = bytes.max(1);
+        self
+    }
+
+    /// The manager. Inside a tokio runtime it starts a [`gc`] in the
+    /// background, which returns at once when there is nothing to do.
+    ///
+    /// [`gc`]: StreamingManager::gc
+    pub fn build(self) -> StreamingManager {
+        let manager = StreamingManager {
+            shared: Arc::new(Shared {
+                layout: layout::Layout::new(&self.root),
+                options: self.options,
+                dirs_ready: AtomicBool::new(false),
+                recency: Mutex::new(HashMap::new()),
+                stored: AtomicU64::new(UNKNOWN),
+            }),
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let shared = manager.shared.clone();
+            runtime.spawn_blocking(move || {
+                if let Err(err) = gc::run(&shared, true) {
+                    tracing::warn!(error = %err, "start-up gc failed");
+                }
+            });
+        }
+        manager
+    }
+}
+
+const UNKNOWN: u64 = u64::MAX;
+
+/// State every clone of a manager shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) layout: layout::Layout,
+    pub(crate) options: Options,
+    dirs_ready: AtomicBool,
+    /// Last read of each key by this process, in nanoseconds since the epoch.
+    recency: Mutex<HashMap<String, u64>>,
+    /// Bytes of stored bodies as far as this process knows, or `UNKNOWN`.
+    stored: AtomicU64,
+}
+
+impl Shared {
+    pub(crate) fn ensure_dirs(&self) -> std::result::Result<(), CacheError> {
+        if !self.dirs_ready.load(Ordering::Relaxed) {
+            self.layout
+                .create_dirs()
+                .map_err(|e| CacheError::io("create", &self.layout.base, e))?;
+            self.dirs_ready.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn touch(&self, key: &str) {
+        if self.options.max_size.is_some()
+            && let Ok(mut recency) = self.recency.lock()
+        {
+            recency.insert(key.to_owned(), now_nanos());
+        }
+    }
+
+    pub(crate) fn last_used(&self, key: &str) -> Option<u64> {
+        self.recency.lock().ok()?.get(key).copied()
+    }
+
+    pub(crate) fn forget(&self, key: &str) {
+        if let Ok(mut recency) = self.recency.lock() {
+            recency.remove(key);
+        }
+    }
+
+    pub(crate) fn set_stored(&self, bytes: u64) {
+        self.stored.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Accounts for a committed body and evicts when over the size limit.
+    pub(crate) fn note_stored(&self, added: u64, replaced: Option<u64>) {
+        let Some(limit) = self.options.max_size else {
+            return;
+        };
+        let known = self
+            .stored
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |stored| {
+                (stored != UNKNOWN).then(|| {
+                    stored
+                        .saturating_add(added)
+                        .saturating_sub(replaced.unwrap_or(0))
+                })
+            })
+            .ok()
+            .map(|before| {
+                before
+                    .saturating_add(added)
+                    .saturating_sub(replaced.unwrap_or(0))
+            });
+        if known.is_none_or(|stored| stored > limit)
+            && let Err(err) = gc::evict(self, limit)
+        {
+            tracing::warn!(error = %err, "eviction failed");
+        }
+    }
+
+    fn note_deleted(&self, removed: u64) {
+        let _ = self
+            .stored
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |stored| {
+                (stored != UNKNOWN).then(|| stored.saturating_sub(removed))
+            });
+    }
+}
+
+fn now_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl StreamingManager {
+    /// A manager on `root_path` with default options.
+    pub fn new(root_path: PathBuf) -> Self {
+        Self::builder(root_path).build()
+    }
+
+    /// Options for a manager on `root_path`.
+    pub fn builder(root_path: PathBuf) -> Builder {
+        Builder {
+            root: root_path,
+            options: Options {
+                chunk_size: DEFAULT_CHUNK_SIZE,
+                max_size: None,
+                max_body_size: None,
+            },
+        }
+    }
+
+    /// Removes temporary files of writers that no longer run, links no
+    /// entry names (after a grace period), bodies no entry uses, and
+    /// metadata that does not decode. Safe while other managers, in this
+    /// process or others, use the same root.
+    pub async fn gc(&self) -> Result<GcReport> {
+        let shared = self.shared.clone();
+        Ok(tokio::task::spawn_blocking(move || gc::run(&shared, false)).await??)
+    }
+
+    /// The directory all files live under (`ROOT/cache-v2`).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.shared.layout.base.clone()
+    }
+
+    /// The metadata file of `cache_key` (it may not exist).
+    pub fn metadata_path(&self, cache_key: &str) -> PathBuf {
+        self.shared.layout.metadata_path(cache_key)
+    }
+
+    /// The file the body of `cache_key` is read from, if the key is stored.
+    pub async fn body_path(&self, cache_key: &str) -> Result<Option<PathBuf>> {
+        let shared = self.shared.clone();
+        let key = cache_key.to_owned();
+        let opened = tokio::task::spawn_blocking(move || read::open(&shared, &key)).await??;
+        Ok(opened.map(|o| self.shared.layout.link_path(&o.meta.link)))
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || work(&shared)).await?
+    }
+}
+
+fn head_parts(meta: &CacheMetadata) -> std::result::Result<http::response::Parts, CacheError> {
+    meta.head(Bytes::new()).parts()
+}
+
+#[async_trait::async_trait]
+impl CacheManager for StreamingManager {
+    async fn get(&self, cache_key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
+        let key = cache_key.to_owned();
+        let found = self
+            .blocking(move |shared| match read::open(shared, &key)? {
+                Some(opened) => read::read_whole(shared, opened),
+                None => Ok(None),
+            })
+            .await?;
+        Ok(found.map(|(meta, body)| {
+            self.shared.touch(cache_key);
+            (meta.head(body), meta.policy)
+        }))
+    }
+
+    async fn put(
+        &self,
+        cache_key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+    ) -> Result<HttpResponse> {
+        if let Some(limit) = self.shared.options.max_body_size
+            && response.body.len() as u64 > limit
+        {
+            return Err(Box::new(CacheError::TooLarge {
+                key: cache_key,
+                size: response.body.len() as u64,
+                limit,
+            }));
+        }
+        self.blocking(move |shared| {
+            let mut writer = write::BodyWriter::create(shared)?;
+            writer.write(&response.body)?;
+            let head = write::Head {
+                key: cache_key,
+                parts: response.parts()?,
+                url: response.url.clone(),
+                policy,
+            };
+            writer.commit(shared, head)?;
+            Ok(response)
+        })
+        .await
+    }
+
+    async fn delete(&self, cache_key: &str) -> Result<()> {
+        let key = cache_key.to_owned();
+        let removed = self
+            .blocking(move |shared| {
+                let removed = remove::delete(&shared.layout, &key)
+                    .map_err(|e| CacheError::io("delete", shared.layout.metadata_path(&key), e))?;
+                shared.forget(&key);
+                Ok(removed)
+            })
+            .await?;
+        if let Some(len) = removed {
+            self.shared.note_deleted(len);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamingCacheManager for StreamingManager {
+    type Body = StreamingBody;
+
+    async fn get_stream(
+        &self,
+        cache_key: &str,
+    ) -> Result<Option<(http::Response<StreamingBody>, CachePolicy)>> {
+        let key = cache_key.to_owned();
+        let chunk_size = self.shared.options.chunk_size as u64;
+        // Small bodies are read whole in the same blocking call: one hop.
+        let found = self
+            .blocking(move |shared| match read::open(shared, &key)? {
+                Some(opened) if opened.meta.body_len <= chunk_size => {
+                    Ok(read::read_whole(shared, opened)?.map(|(meta, body)| (meta, Ok(body))))
+                }
+                Some(opened) => Ok(Some((opened.meta.clone(), Err(opened)))),
+                None => Ok(None),
+            })
+            .await?;
+        let Some((meta, body)) = found else {
+            return Ok(None);
+        };
+        self.shared.touch(cache_key);
+        let parts = head_parts(&meta)?;
+        let body = match body {
+            Ok(bytes) => StreamingBody::buffered(bytes),
+            Err(opened) => {
+                let len = opened.meta.body_len;
+                let chunks = read::stream(self.shared.clone(), opened);
+                StreamingBody::boxed(read::ChunkBody::new(chunks, len))
+            }
+        };
+        Ok(Some((http::Response::from_parts(parts, body), meta.policy)))
+    }
+
+    async fn put_stream<B>(
+        &self,
+        cache_key: String,
+        response: http::Response<B>,
+        policy: CachePolicy,
+        request_url: Url,
+    ) -> Result<http::Response<StreamingBody>>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<StreamingError>,
+    {
+        let (parts, body) = response.into_parts();
+        let head = write::Head {
+            key: cache_key,
+            parts: copy_head(&parts),
+            url: request_url,
+            policy,
+        };
+        let tee = stream_put::tee(self.shared.clone(), head, body);
+        Ok(http::Response::from_parts(parts, StreamingBody::boxed(tee)))
+    }
+
+    fn stream_response(&self, response: HttpResponse) -> Result<http::Response<StreamingBody>> {
+        Ok(response.into_http()?.map(StreamingBody::buffered))
+    }
+}
+
+fn copy_head(parts: &http::response::Parts) -> http::response::Parts {
+    let (mut copy, ()) = http::Response::new(()).into_parts();
+    copy.status = parts.status;
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}

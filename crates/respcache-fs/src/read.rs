@@ -1,0 +1,206 @@
+//! Reading an entry: metadata first, then the body through the entry's own
+//! link, checked against the recorded length and XXH3 on every read.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+
+use bytes::{Bytes, BytesMut};
+use respcache_core::{BoxError, CacheError, StreamingError};
+use tokio::sync::mpsc;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::Shared;
+use crate::metadata::{CacheMetadata, Decoded};
+use crate::remove::drop_damaged;
+
+/// How often a read follows a concurrent overwrite before it gives up.
+const RETRIES: usize = 3;
+
+/// An entry's metadata and its open body file.
+pub(crate) struct Opened {
+    pub(crate) meta: CacheMetadata,
+    pub(crate) file: File,
+}
+
+/// Finds the entry of `key` and opens its body. `Ok(None)` for a miss: no
+/// entry, an entry of another format, or one whose body is gone (dropped).
+pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxError> {
+    let layout = &shared.layout;
+    let path = layout.metadata_path(key);
+    let mut previous_link = None;
+    for _ in 0..RETRIES {
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(CacheError::io("read", &path, err).into()),
+        };
+        let meta = match CacheMetadata::decode(key, &bytes) {
+            Ok(Decoded::Entry(meta)) => *meta,
+            Ok(Decoded::OtherFormat) => return Ok(None),
+            Err(err) => {
+                tracing::warn!(error = %err, "dropping undecodable cache metadata");
+                crate::remove::remove_quietly(&path);
+                return Ok(None);
+            }
+        };
+        // A hashed key id shared by two keys: not this key's entry.
+        if meta.key != key {
+            return Ok(None);
+        }
+        let link = layout.link_path(&meta.link);
+        match File::open(&link) {
+            Ok(file) => return Ok(Some(Opened { meta, file })),
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                // Replaced under us: read the new metadata. The same link
+                // missing twice means the entry lost its body: drop it.
+                if previous_link.as_ref() == Some(&meta.link) {
+                    drop_damaged(layout, &meta);
+                    return Ok(None);
+                }
+                previous_link = Some(meta.link);
+            }
+            Err(err) => return Err(CacheError::io("open", &link, err).into()),
+        }
+    }
+    Ok(None)
+}
+
+/// Reads the whole body and checks it. `None` (entry dropped) when damaged.
+pub(crate) fn read_whole(
+    shared: &Shared,
+    opened: Opened,
+) -> Result<Option<(CacheMetadata, Bytes)>, BoxError> {
+    let Opened { meta, mut file } = opened;
+    let expected = usize::try_from(meta.body_len).unwrap_or(usize::MAX);
+    // One byte more than expected, to see a body that grew.
+    let mut body = Vec::with_capacity(expected.saturating_add(1).min(1 << 30));
+    let link = shared.layout.link_path(&meta.link);
+    (&mut file)
+        .take(meta.body_len + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| CacheError::io("read", &link, e))?;
+    if let Err(detail) = verify(&meta, body.len() as u64, xxhash_rust::xxh3::xxh3_64(&body)) {
+        tracing::warn!(%detail, "cache body failed its check");
+        drop_damaged(&shared.layout, &meta);
+        return Ok(None);
+    }
+    Ok(Some((meta, Bytes::from(body))))
+}
+
+fn verify(meta: &CacheMetadata, len: u64, check: u64) -> Result<(), String> {
+    if len != meta.body_len {
+        return Err(format!("body is {len} bytes, {} recorded", meta.body_len));
+    }
+    if format!("{check:016x}") != meta.body_check {
+        return Err("body checksum differs from the recorded one".into());
+    }
+    Ok(())
+}
+
+/// Streams the body from a blocking reader thread in `chunk_size` chunks,
+/// two chunks ahead of the caller. The check runs as the bytes pass; the
+/// last chunk is sent only after it holds, so damage ends the stream in an
+/// error and a caller never receives a whole body that is wrong.
+pub(crate) fn stream(
+    shared: std::sync::Arc<Shared>,
+    opened: Opened,
+) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::task::spawn_blocking(move || {
+        let Opened { meta, mut file } = opened;
+        let chunk_size = shared.options.chunk_size;
+        let mut check = Xxh3::new();
+        let mut left = meta.body_len;
+        loop {
+            let want = left.min(chunk_size as u64) as usize;
+            let mut chunk = BytesMut::zeroed(want);
+            if let Err(err) = file.read_exact(&mut chunk) {
+                let damaged = err.kind() == ErrorKind::UnexpectedEof;
+                if damaged {
+                    drop_damaged(&shared.layout, &meta);
+                }
+                let _ = tx.blocking_send(Err(damage_error(&meta, err.to_string()).into()));
+                return;
+            }
+            check.update(&chunk);
+            left -= want as u64;
+            if left == 0 {
+                let mut extra = [0u8; 1];
+                let grew = matches!(file.read(&mut extra), Ok(n) if n > 0);
+                let len = meta.body_len + u64::from(grew);
+                if let Err(detail) = verify(&meta, len, check.digest()) {
+                    drop_damaged(&shared.layout, &meta);
+                    let _ = tx.blocking_send(Err(damage_error(&meta, detail).into()));
+                    return;
+                }
+            }
+            if !chunk.is_empty() && tx.blocking_send(Ok(chunk.freeze())).is_err() {
+                return; // The caller stopped reading.
+            }
+            if left == 0 {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn damage_error(meta: &CacheMetadata, detail: String) -> CacheError {
+    CacheError::Corrupt {
+        key: meta.key.clone(),
+        detail,
+    }
+}
+
+/// The body of a streamed read: chunks from the reader thread.
+pub(crate) struct ChunkBody {
+    chunks: mpsc::Receiver<Result<Bytes, StreamingError>>,
+    left: u64,
+    failed: bool,
+}
+
+impl ChunkBody {
+    pub(crate) fn new(chunks: mpsc::Receiver<Result<Bytes, StreamingError>>, len: u64) -> Self {
+        Self {
+            chunks,
+            left: len,
+            failed: false,
+        }
+    }
+}
+
+impl http_body::Body for ChunkBody {
+    type Data = Bytes;
+    type Error = StreamingError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, StreamingError>>> {
+        if self.failed {
+            return std::task::Poll::Ready(None);
+        }
+        match std::task::ready!(self.chunks.poll_recv(cx)) {
+            Some(Ok(chunk)) => {
+                self.left = self.left.saturating_sub(chunk.len() as u64);
+                std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+            }
+            Some(Err(err)) => {
+                self.failed = true;
+                std::task::Poll::Ready(Some(Err(err)))
+            }
+            // The reader ends its channel only after the last checked chunk
+            // or an error; ending early anyway must not look like success.
+            None if self.left > 0 => {
+                self.failed = true;
+                let err = std::io::Error::new(ErrorKind::UnexpectedEof, "cached body ended early");
+                std::task::Poll::Ready(Some(Err(err.into())))
+            }
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}

@@ -1,0 +1,167 @@
+//! Writing an entry: a body hashed while it is written to a temporary file,
+//! then the commit (body linked into place, metadata renamed over the old).
+
+use std::fs::File;
+use std::io::{ErrorKind, Write};
+use std::path::PathBuf;
+
+use http::response::Parts;
+use respcache_core::{BoxError, CacheError, CachePolicy};
+use sha2::Digest;
+use url::Url;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::Shared;
+use crate::layout::{Layout, hex, new_link_id};
+use crate::metadata::{CacheMetadata, FORMAT_VERSION};
+use crate::remove::{read_current, release_body};
+
+/// A body on its way to disk. Dropped before [`BodyWriter::commit`], it
+/// removes its temporary file: nothing is committed.
+pub(crate) struct BodyWriter {
+    file: File,
+    tmp: PathBuf,
+    sha: sha2::Sha256,
+    check: Xxh3,
+    len: u64,
+    committed: bool,
+}
+
+/// The head of the response being stored.
+pub(crate) struct Head {
+    pub(crate) key: String,
+    pub(crate) parts: Parts,
+    pub(crate) url: Url,
+    pub(crate) policy: CachePolicy,
+}
+
+impl BodyWriter {
+    pub(crate) fn create(shared: &Shared) -> Result<Self, CacheError> {
+        shared.ensure_dirs()?;
+        let tmp = shared.layout.tmp_path("body");
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(|e| CacheError::io("create", &tmp, e))?;
+        Ok(Self {
+            file,
+            tmp,
+            sha: sha2::Sha256::new(),
+            check: Xxh3::new(),
+            len: 0,
+            committed: false,
+        })
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), CacheError> {
+        self.sha.update(chunk);
+        self.check.update(chunk);
+        self.file
+            .write_all(chunk)
+            .map_err(|e| CacheError::io("write", &self.tmp, e))?;
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Puts the body in place and commits the entry by renaming its
+    /// metadata over the old one; then releases the old entry's body.
+    /// No fsync: a cache may lose entries to a power cut, and the read-time
+    /// check turns any bytes a power cut damaged into a miss.
+    pub(crate) fn commit(mut self, shared: &Shared, head: Head) -> Result<(), BoxError> {
+        let layout = &shared.layout;
+        let digest = hex(&std::mem::take(&mut self.sha).finalize());
+        let link = new_link_id();
+        let link_path = layout.link_path(&link);
+        place_body(layout, &self.tmp, &digest, &link_path)?;
+        self.committed = true;
+
+        let meta = CacheMetadata {
+            format: FORMAT_VERSION,
+            key: head.key,
+            status: head.parts.status.as_u16(),
+            version: head.parts.version.into(),
+            headers: head.parts.headers,
+            url: head.url,
+            content_digest: digest,
+            body_len: self.len,
+            body_check: format!("{:016x}", self.check.digest()),
+            link,
+            policy: head.policy,
+            created_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let result = commit_metadata(shared, &meta);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&link_path);
+        }
+        result
+    }
+}
+
+impl Drop for BodyWriter {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// Gives the new entry its own hard link to the body: to the existing
+/// `content/<digest>` when there is one (dedup), else to the new file,
+/// which then becomes `content/<digest>`. The temporary file is gone after.
+fn place_body(
+    layout: &Layout,
+    tmp: &PathBuf,
+    digest: &str,
+    link: &PathBuf,
+) -> Result<(), CacheError> {
+    let content = layout.content_path(digest);
+    match std::fs::hard_link(&content, link) {
+        Ok(()) => {
+            let _ = std::fs::remove_file(tmp);
+            return Ok(());
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {}
+        // No hard links here (or too many): keep an undeduplicated copy.
+        Err(_) => {
+            return std::fs::rename(tmp, link).map_err(|e| CacheError::io("rename", tmp, e));
+        }
+    }
+    match std::fs::hard_link(tmp, link) {
+        Ok(()) => {
+            // Publish for dedup; replacing a concurrent twin is harmless,
+            // the twin's entries keep their own links.
+            if let Err(err) = std::fs::rename(tmp, &content) {
+                tracing::debug!(error = %err, "could not publish content for dedup");
+                let _ = std::fs::remove_file(tmp);
+            }
+            Ok(())
+        }
+        Err(_) => std::fs::rename(tmp, link).map_err(|e| CacheError::io("rename", tmp, e)),
+    }
+}
+
+fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<(), BoxError> {
+    let layout = &shared.layout;
+    let path = layout.metadata_path(&meta.key);
+    let previous = read_current(&meta.key, &path);
+    let tmp = layout.tmp_path("json");
+    std::fs::write(&tmp, meta.encode()?).map_err(|e| CacheError::io("write", &tmp, e))?;
+    if let Err(err) = std::fs::rename(&tmp, &path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(CacheError::io("rename", &tmp, err).into());
+    }
+    shared.note_stored(meta.body_len, previous.as_ref().map(|p| p.body_len));
+    if let Some(previous) = previous
+        && previous.link != meta.link
+    {
+        release_body(layout, &previous);
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! Behaviour particular to `StreamingManager`, beyond the conformance suite.
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use respcache_conformance::{bytes_below, fixtures};
+use respcache_core::{CacheError, CacheManager, StreamingCacheManager};
+use respcache_fs::StreamingManager;
+
+fn body_of(len: usize, seed: u8) -> Bytes {
+    Bytes::from(
+        (0..len)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect::<Vec<_>>(),
+    )
+}
+
+async fn put(manager: &StreamingManager, key: &str, body: Bytes) {
+    let response = fixtures::response(body);
+    let policy = fixtures::policy_for(&response);
+    manager
+        .put(key.into(), response, policy)
+        .await
+        .expect("put");
+}
+
+#[tokio::test]
+async fn identical_bodies_are_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::new(dir.path().into());
+    let body = body_of(1024 * 1024, 1);
+    for key in ["a", "b", "c"] {
+        put(&manager, key, body.clone()).await;
+    }
+    let held = bytes_below(dir.path()).unwrap();
+    assert!(
+        held < 1024 * 1024 + 64 * 1024,
+        "three equal bodies take {held} bytes"
+    );
+    for key in ["a", "b", "c"] {
+        manager.delete(key).await.unwrap();
+    }
+    assert!(
+        bytes_below(dir.path()).unwrap() == 0,
+        "deleting every key frees every byte"
+    );
+}
+
+#[tokio::test]
+async fn least_recently_used_entries_are_evicted_beyond_max_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::builder(dir.path().into())
+        .max_size(1024 * 1024)
+        .build();
+    for i in 0..8u8 {
+        put(&manager, &format!("k{i}"), body_of(200 * 1024, i)).await;
+        // k0 is read after every put: it is the most recently used.
+        assert!(
+            manager.get("k0").await.unwrap().is_some(),
+            "k0 evicted after put {i}"
+        );
+    }
+    let mut present = Vec::new();
+    for i in 0..8 {
+        if manager.get(&format!("k{i}")).await.unwrap().is_some() {
+            present.push(i);
+        }
+    }
+    assert!(
+        present.contains(&0),
+        "the most recently used entry was evicted: {present:?}"
+    );
+    assert!(
+        !present.contains(&1),
+        "the least recently used entry survived: {present:?}"
+    );
+    assert!(
+        present.len() * 200 * 1024 <= 1024 * 1024,
+        "{present:?} exceed max_size"
+    );
+    assert!(bytes_below(dir.path()).unwrap() <= 1024 * 1024 + 64 * 1024);
+}
+
+#[tokio::test]
+async fn gc_removes_temp_files_of_dead_writers_and_unused_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::new(dir.path().into());
+    put(&manager, "kept", body_of(1000, 2)).await;
+    let base = manager.cache_dir();
+
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = child.id();
+    child.wait().unwrap();
+    let dead = base.join("tmp").join(format!("{dead_pid}-leftover.body"));
+    std::fs::write(&dead, vec![0u8; 50_000]).unwrap();
+    let live = base
+        .join("tmp")
+        .join(format!("{}-in-flight.body", std::process::id()));
+    std::fs::write(&live, b"being written").unwrap();
+    let orphan = base.join("content").join("0".repeat(64));
+    std::fs::write(&orphan, vec![1u8; 50_000]).unwrap();
+
+    let report = manager.gc().await.unwrap();
+    assert_eq!((report.temp_files, report.contents), (1, 1), "{report:?}");
+    assert!(!dead.exists() && !orphan.exists());
+    assert!(live.exists(), "a live writer's temp file was removed");
+    let kept = manager
+        .get("kept")
+        .await
+        .unwrap()
+        .expect("gc kept the entry");
+    assert_eq!(kept.0.body, body_of(1000, 2));
+}
+
+#[tokio::test]
+async fn metadata_of_another_format_version_is_a_miss_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::new(dir.path().into());
+    put(&manager, "k", body_of(10, 3)).await;
+    let path = manager.metadata_path("k");
+    std::fs::write(&path, br#"{"format": 99, "from": "the future"}"#).unwrap();
+    assert!(manager.get("k").await.unwrap().is_none());
+    assert!(manager.get_stream("k").await.unwrap().is_none());
+    assert!(path.exists(), "another version's entry was removed");
+}
+
+#[tokio::test]
+async fn bodies_over_max_body_size_pass_through_uncached() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::builder(dir.path().into())
+        .max_body_size(100_000)
+        .build();
+    let big = fixtures::response(body_of(300_000, 4));
+    let err = manager
+        .put("big".into(), big.clone(), fixtures::policy_for(&big))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.downcast_ref::<CacheError>(),
+            Some(CacheError::TooLarge { .. })
+        ),
+        "{err}"
+    );
+
+    let origin = fixtures::scripted_body(fixtures::irregular_frames(&big.body));
+    let response = manager
+        .put_stream(
+            "big".into(),
+            big.parts().unwrap().into_response(origin),
+            fixtures::policy_for(&big),
+            big.url.clone(),
+        )
+        .await
+        .unwrap();
+    let seen = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(seen, big.body, "the caller must get the whole body");
+    assert!(
+        manager.get("big").await.unwrap().is_none(),
+        "a body over the limit was stored"
+    );
+}
+
+#[tokio::test]
+async fn a_cache_that_cannot_write_still_streams_the_body_to_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    // The root is a file: no directory can be made under it.
+    let root = dir.path().join("not-a-directory");
+    std::fs::write(&root, b"in the way").unwrap();
+    let manager = StreamingManager::new(root);
+    let original = fixtures::generated(1, 1, 2 * 1024 * 1024);
+    let origin = fixtures::scripted_body(fixtures::irregular_frames(&original.body));
+    let response = manager
+        .put_stream(
+            "k".into(),
+            original.parts().unwrap().into_response(origin),
+            fixtures::policy_for(&original),
+            original.url.clone(),
+        )
+        .await
+        .expect("put_stream answers even when the cache cannot write");
+    let seen = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body flows")
+        .to_bytes();
+    assert_eq!(seen, original.body);
+    assert!(
+        !matches!(manager.get("k").await, Ok(Some(_))),
+        "nothing can have been stored"
+    );
+}
+
+trait IntoResponse {
+    fn into_response<B>(self, body: B) -> http::Response<B>;
+}
+
+impl IntoResponse for http::response::Parts {
+    fn into_response<B>(self, body: B) -> http::Response<B> {
+        http::Response::from_parts(self, body)
+    }
+}
