@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -96,7 +96,7 @@ async fn demo() -> Result<(), DemoError> {
         println!(
             "\n{} keeps {} bytes in {}",
             backend.title,
-            disk_usage(&backend.location),
+            respcache_conformance::bytes_below(&backend.location)?,
             backend.location.display()
         );
     }
@@ -183,20 +183,6 @@ fn clone_head<B>(request: &Request<B>) -> Request<()> {
     *head.uri_mut() = request.uri().clone();
     *head.headers_mut() = request.headers().clone();
     head
-}
-
-fn disk_usage(path: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = std::fs::read_dir(path) {
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => total += disk_usage(&entry.path()),
-                Ok(_) => total += entry.metadata().map_or(0, |m| m.len()),
-                Err(_) => {}
-            }
-        }
-    }
-    total
 }
 
 /// Starts the origin on a free loopback port; it serves until the demo ends.
