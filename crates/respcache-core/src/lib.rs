@@ -58,11 +58,13 @@ mod error;
 pub mod headers;
 mod manager;
 mod response;
+mod tee;
 
 pub use body::{DEFAULT_CHUNK_SIZE, StreamingBody};
 pub use error::{BoxError, CacheError, Result, StreamingError, abbreviate_key};
 pub use manager::{CacheManager, StreamingCacheManager};
 pub use response::{HttpResponse, HttpVersion};
+pub use tee::{TeeBody, TeeEvent, TeeWriter, tee};
 
 /// Re-exported so that implementors use the same `async_trait`.
 pub use async_trait::async_trait;

@@ -412,7 +412,7 @@ impl StreamingCacheManager for StreamingManager {
             url: request_url,
             policy,
         };
-        let tee = stream_put::tee(self.shared.clone(), head, body);
+        let tee = stream_put::start(self.shared.clone(), head, body);
         Ok(http::Response::from_parts(parts, StreamingBody::boxed(tee)))
     }
 

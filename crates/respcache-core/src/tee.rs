@@ -1,0 +1,238 @@
+//! [`tee`]: one body, two readers. The caller reads the origin's frames as
+//! they arrive while a cache writer receives the same bytes (a reference
+//! count each, not a copy) to store them.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body, Frame, SizeHint};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::PollSender;
+
+use crate::StreamingError;
+
+/// What the writer side of a [`tee`] receives.
+#[derive(Debug)]
+pub enum TeeEvent {
+    /// The next bytes of the body.
+    Data(Bytes),
+    /// The body completed: the writer may commit, then call
+    /// [`TeeWriter::committed`].
+    End,
+}
+
+/// Splits `body` into the body the caller reads and a [`TeeWriter`] that
+/// receives the same bytes.
+///
+/// At most `in_flight` frames wait for the writer: a writer slower than the
+/// origin slows the caller's reads down instead of buffering without bound.
+/// The caller's end of stream waits until the writer reports
+/// [`TeeWriter::committed`] (or is dropped), so a caller that has read the
+/// whole body can read the stored entry at once. If the writer goes away
+/// early (a write failed, the body is too large to store), the caller's body
+/// carries on as a plain pass-through; if the origin fails or the caller
+/// drops its body, the writer receives no [`TeeEvent::End`] and must commit
+/// nothing.
+///
+/// ```
+/// use bytes::Bytes;
+/// use http_body_util::{BodyExt, Full};
+/// use respcache_core::{TeeEvent, tee};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let (body, mut writer) = tee(Full::new(Bytes::from_static(b"hello")), 8);
+/// let store = tokio::spawn(async move {
+///     let mut stored = Vec::new();
+///     while let Some(event) = writer.recv().await {
+///         match event {
+///             TeeEvent::Data(bytes) => stored.extend_from_slice(&bytes),
+///             TeeEvent::End => {
+///                 writer.committed();
+///                 return Some(stored);
+///             }
+///         }
+///     }
+///     None // the body failed or was dropped: store nothing
+/// });
+/// assert_eq!(body.collect().await?.to_bytes(), "hello");
+/// assert_eq!(store.await?.as_deref(), Some(&b"hello"[..]));
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// # }).map_err(|e| e as Box<dyn std::error::Error>)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn tee<B>(body: B, in_flight: usize) -> (TeeBody<B>, TeeWriter)
+where
+    B: Body,
+    B::Error: Into<StreamingError>,
+{
+    let (tx, rx) = mpsc::channel(in_flight.max(1));
+    let (done_tx, done_rx) = oneshot::channel();
+    let body = TeeBody {
+        origin: Box::pin(body),
+        state: State::Teeing(PollSender::new(tx)),
+        committed: Some(done_rx),
+    };
+    let writer = TeeWriter {
+        events: rx,
+        done: Some(done_tx),
+    };
+    (body, writer)
+}
+
+/// The writer's side of a [`tee`].
+#[derive(Debug)]
+pub struct TeeWriter {
+    events: mpsc::Receiver<TeeEvent>,
+    done: Option<oneshot::Sender<()>>,
+}
+
+impl TeeWriter {
+    /// The next event; `None` when the body failed or was dropped before
+    /// its end.
+    pub async fn recv(&mut self) -> Option<TeeEvent> {
+        self.events.recv().await
+    }
+
+    /// [`TeeWriter::recv`] for a writer on a blocking thread.
+    pub fn blocking_recv(&mut self) -> Option<TeeEvent> {
+        self.events.blocking_recv()
+    }
+
+    /// Releases the caller's end of stream after [`TeeEvent::End`].
+    pub fn committed(&mut self) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// The caller's side of a [`tee`].
+pub struct TeeBody<B> {
+    origin: Pin<Box<B>>,
+    state: State,
+    committed: Option<oneshot::Receiver<()>>,
+}
+
+impl<B> std::fmt::Debug for TeeBody<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match self.state {
+            State::Teeing(_) => "teeing",
+            State::Committing(_) => "committing",
+            State::PassThrough => "pass-through",
+            State::Done => "done",
+        };
+        f.debug_struct("TeeBody").field("state", &state).finish()
+    }
+}
+
+enum State {
+    Teeing(PollSender<TeeEvent>),
+    Committing(oneshot::Receiver<()>),
+    PassThrough,
+    Done,
+}
+
+impl<B> Body for TeeBody<B>
+where
+    B: Body,
+    B::Error: Into<StreamingError>,
+{
+    type Data = Bytes;
+    type Error = StreamingError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamingError>>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.state {
+                State::Done => return Poll::Ready(None),
+                State::Committing(committed) => {
+                    let _ = ready!(Pin::new(committed).poll(cx));
+                    this.state = State::Done;
+                    return Poll::Ready(None);
+                }
+                State::PassThrough => {
+                    return this.origin.as_mut().poll_frame(cx).map(|frame| {
+                        frame.map(|f| f.map(|f| f.map_data(to_bytes)).map_err(Into::into))
+                    });
+                }
+                State::Teeing(writer) => {
+                    if ready!(writer.poll_reserve(cx)).is_err() {
+                        this.state = State::PassThrough;
+                        continue;
+                    }
+                    match ready!(this.origin.as_mut().poll_frame(cx)) {
+                        Some(Ok(frame)) => {
+                            let frame = frame.map_data(to_bytes);
+                            if let Some(data) = frame.data_ref()
+                                && writer.send_item(TeeEvent::Data(data.clone())).is_err()
+                            {
+                                this.state = State::PassThrough;
+                            }
+                            return Poll::Ready(Some(Ok(frame)));
+                        }
+                        Some(Err(err)) => {
+                            // Dropping the sender without `End` aborts the write.
+                            this.state = State::PassThrough;
+                            return Poll::Ready(Some(Err(err.into())));
+                        }
+                        None => {
+                            this.state =
+                                match (writer.send_item(TeeEvent::End), this.committed.take()) {
+                                    (Ok(()), Some(committed)) => State::Committing(committed),
+                                    _ => State::Done,
+                                };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self.state {
+            State::Done => true,
+            // One more poll is needed to send `End` and wait for the commit.
+            State::Committing(_) | State::Teeing(_) => false,
+            State::PassThrough => self.origin.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.origin.size_hint()
+    }
+}
+
+fn to_bytes<D: Buf>(mut data: D) -> Bytes {
+    // Zero-copy when the origin's data already is `Bytes`.
+    data.copy_to_bytes(data.remaining())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_writer_that_goes_away_leaves_a_pass_through() {
+        let data = Bytes::from(vec![5u8; 100_000]);
+        let (body, writer) = tee(http_body_util::Full::new(data.clone()), 1);
+        drop(writer);
+        assert_eq!(body.collect().await.unwrap().to_bytes(), data);
+    }
+
+    #[tokio::test]
+    async fn an_origin_error_reaches_the_caller_and_no_end_reaches_the_writer() {
+        let stream = http_body_util::StreamBody::new(futures_util::stream::iter(vec![
+            Ok(Frame::data(Bytes::from_static(b"part"))),
+            Err(StreamingError::from("reset")),
+        ]));
+        let (body, mut writer) = tee(stream, 4);
+        assert!(body.collect().await.is_err());
+        assert!(matches!(writer.recv().await, Some(TeeEvent::Data(_))));
+        assert!(writer.recv().await.is_none(), "no End after an error");
+    }
+}
