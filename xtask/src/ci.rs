@@ -10,6 +10,7 @@ const FORBIDDEN_IN_CORE: &[&str] = &["cacache", "bincode", "serde_json", "sha2",
 pub fn run() -> TaskResult {
     run_step("format", &mut cargo(&["fmt", "--all", "--", "--check"]))?;
     core_dependencies_are_clean()?;
+    redis_server_is_installed()?;
     run_step(
         "clippy",
         &mut cargo(&[
@@ -70,5 +71,21 @@ fn core_dependencies_are_clean() -> TaskResult {
         Ok(())
     } else {
         Err(format!("respcache-core depends on {found:?}"))
+    }
+}
+
+/// The Redis backend's tests start real `redis-server` processes.
+pub fn redis_server_is_installed() -> TaskResult {
+    match std::process::Command::new("redis-server")
+        .arg("--version")
+        .output()
+    {
+        Ok(output) if output.status.success() => Ok(()),
+        _ => Err(
+            "redis-server is not installed; the Redis backend's tests start real servers. \
+             Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; .ci/run does this) \
+             and run again."
+                .into(),
+        ),
     }
 }

@@ -7,7 +7,11 @@ use crate::{TaskResult, cargo};
 
 /// Each backend: its column title and the crate whose `conformance` test
 /// runs the suite.
-const BACKENDS: &[(&str, &str)] = &[("cacache", "respcache-cacache"), ("fs", "respcache-fs")];
+const BACKENDS: &[(&str, &str)] = &[
+    ("cacache", "respcache-cacache"),
+    ("fs", "respcache-fs"),
+    ("redis", "respcache-redis"),
+];
 
 /// The ignored helper tests that checks start as child processes.
 const CHILD_TESTS: &[&str] = &["conformance_child_writer", "conformance_child_streamer"];
@@ -19,6 +23,7 @@ enum Outcome {
 }
 
 pub fn run() -> TaskResult {
+    crate::ci::redis_server_is_installed()?;
     let mut checks: Vec<String> = Vec::new();
     let mut results: Vec<BTreeMap<String, Outcome>> = Vec::new();
     for (title, package) in BACKENDS {

@@ -15,6 +15,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use respcache_cacache::CACacheManager;
 use respcache_core::{CacheManager, CachePolicy, HttpResponse};
 use respcache_fs::StreamingManager;
+use respcache_redis::RedisManager;
+use respcache_redis::server::LocalServer;
 
 use crate::TaskResult;
 
@@ -39,7 +41,10 @@ type DemoError = Box<dyn std::error::Error + Send + Sync>;
 /// One backend of the demo: a title, where it keeps its data, the manager.
 struct Backend {
     title: &'static str,
-    location: PathBuf,
+    /// Where the data lives, as shown in the table.
+    location: String,
+    /// The directory to measure, for backends that keep files.
+    dir: Option<PathBuf>,
     manager: Arc<dyn CacheManager>,
 }
 
@@ -53,16 +58,26 @@ async fn demo() -> Result<(), DemoError> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
         _ => {}
     }
+    std::fs::create_dir_all(dir.join("redis"))?;
+    let redis = LocalServer::start(&dir.join("redis"))?;
     let backends = [
         Backend {
             title: "cacache",
-            location: dir.join("cacache"),
+            location: dir.join("cacache").display().to_string(),
+            dir: Some(dir.join("cacache")),
             manager: Arc::new(CACacheManager::new(dir.join("cacache"), true)),
         },
         Backend {
             title: "fs",
-            location: dir.join("fs"),
+            location: dir.join("fs").display().to_string(),
+            dir: Some(dir.join("fs")),
             manager: Arc::new(StreamingManager::new(dir.join("fs"))),
+        },
+        Backend {
+            title: "redis",
+            location: redis.url(),
+            dir: None,
+            manager: Arc::new(RedisManager::builder(redis.url()).prefix("demo").build()?),
         },
     ];
 
@@ -92,13 +107,20 @@ async fn demo() -> Result<(), DemoError> {
     for row in &rows {
         println!("{row}");
     }
+    println!();
     for backend in &backends {
-        println!(
-            "\n{} keeps {} bytes in {}",
-            backend.title,
-            respcache_conformance::bytes_below(&backend.location)?,
-            backend.location.display()
-        );
+        match &backend.dir {
+            Some(dir) => println!(
+                "{} keeps {} bytes in {}",
+                backend.title,
+                respcache_conformance::bytes_below(dir)?,
+                backend.location
+            ),
+            None => println!(
+                "{} keeps its entries in the redis-server at {} (started for the demo, stopped with it)",
+                backend.title, backend.location
+            ),
+        }
     }
     if rows.iter().any(|row| row.identical == Some(false)) {
         return Err("a backend returned a response that differs from the one stored".into());
@@ -173,7 +195,7 @@ async fn through(
     let back = backend.manager.get(&key).await?;
     row.get = Some(started.elapsed());
     row.identical = Some(back.as_ref().map(|(r, _)| r) == Some(fetched));
-    row.note = backend.location.display().to_string();
+    row.note = backend.location.clone();
     Ok(row)
 }
 

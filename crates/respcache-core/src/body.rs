@@ -17,7 +17,7 @@ use crate::error::StreamingError;
 pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
 
 /// A response body: bytes already in memory, a file read in fixed-size
-/// chunks, or any other body, boxed.
+/// chunks, chunks produced by another task, or any other body, boxed.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -38,7 +38,15 @@ pub struct StreamingBody {
 enum Inner {
     Buffered(Option<Bytes>),
     File(FileBody),
+    Chunks(ChunkBody),
     Boxed(UnsyncBoxBody<Bytes, StreamingError>),
+}
+
+struct ChunkBody {
+    chunks: tokio::sync::mpsc::Receiver<Result<Bytes, StreamingError>>,
+    /// Bytes still expected.
+    left: u64,
+    failed: bool,
 }
 
 struct FileBody {
@@ -81,6 +89,24 @@ impl StreamingBody {
         }
     }
 
+    /// Chunks sent by another task (a reader thread, a network fetch) over
+    /// `chunks`, `len` bytes in all. The sender ends the body by dropping
+    /// its side; an error item ends it with that error, and a channel that
+    /// closes before `len` bytes arrived ends it with `UnexpectedEof`, never
+    /// as a silently short body.
+    pub fn from_chunks(
+        chunks: tokio::sync::mpsc::Receiver<Result<Bytes, StreamingError>>,
+        len: u64,
+    ) -> Self {
+        Self {
+            inner: Inner::Chunks(ChunkBody {
+                chunks,
+                left: len,
+                failed: false,
+            }),
+        }
+    }
+
     /// Any body whose error converts into [`StreamingError`], boxed.
     pub fn boxed<B>(body: B) -> Self
     where
@@ -104,6 +130,10 @@ impl fmt::Debug for StreamingBody {
                 .debug_struct("StreamingBody::File")
                 .field("chunk_size", &file.chunk_size)
                 .field("remaining", &file.remaining)
+                .finish(),
+            Inner::Chunks(chunks) => f
+                .debug_struct("StreamingBody::Chunks")
+                .field("left", &chunks.left)
                 .finish(),
             Inner::Boxed(_) => f.write_str("StreamingBody::Boxed"),
         }
@@ -159,6 +189,36 @@ impl FileBody {
     }
 }
 
+impl ChunkBody {
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamingError>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
+        Poll::Ready(match ready!(self.chunks.poll_recv(cx)) {
+            Some(Ok(chunk)) => {
+                self.left = self.left.saturating_sub(chunk.len() as u64);
+                Some(Ok(Frame::data(chunk)))
+            }
+            Some(Err(err)) => {
+                self.failed = true;
+                Some(Err(err))
+            }
+            None if self.left > 0 => {
+                self.failed = true;
+                let err = io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("body ended {} bytes early", self.left),
+                );
+                Some(Err(err.into()))
+            }
+            None => None,
+        })
+    }
+}
+
 impl Body for StreamingBody {
     type Data = Bytes;
     type Error = StreamingError;
@@ -170,6 +230,7 @@ impl Body for StreamingBody {
         match &mut self.get_mut().inner {
             Inner::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::File(file) => file.poll_chunk(cx),
+            Inner::Chunks(chunks) => chunks.poll_chunk(cx),
             Inner::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
     }
@@ -178,6 +239,7 @@ impl Body for StreamingBody {
         match &self.inner {
             Inner::Buffered(bytes) => bytes.is_none(),
             Inner::File(file) => file.remaining == Some(0),
+            Inner::Chunks(chunks) => chunks.failed || chunks.left == 0 && chunks.chunks.is_closed(),
             Inner::Boxed(body) => body.is_end_stream(),
         }
     }
@@ -192,6 +254,7 @@ impl Body for StreamingBody {
                 ..
             }) => SizeHint::with_exact(*left),
             Inner::File(_) => SizeHint::default(),
+            Inner::Chunks(chunks) => SizeHint::with_exact(chunks.left),
             Inner::Boxed(body) => body.size_hint(),
         }
     }
@@ -240,6 +303,25 @@ mod tests {
         let err = collect(body).await.unwrap_err();
         let io = err.get_ref().downcast_ref::<io::Error>().unwrap();
         assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[tokio::test]
+    async fn a_chunk_channel_that_closes_early_ends_in_an_error() {
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
+        drop(tx);
+        let err = collect(StreamingBody::from_chunks(rx, 10))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("7 bytes early"), "{err}");
+
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tx.send(Ok(Bytes::from_static(b"abc"))).await.unwrap();
+        drop(tx);
+        assert_eq!(
+            collect(StreamingBody::from_chunks(rx, 3)).await.unwrap().1,
+            b"abc"
+        );
     }
 
     #[tokio::test]

@@ -387,7 +387,7 @@ impl StreamingCacheManager for StreamingManager {
             Err(opened) => {
                 let len = opened.meta.body_len;
                 let chunks = read::stream(self.shared.clone(), opened);
-                StreamingBody::boxed(read::ChunkBody::new(chunks, len))
+                StreamingBody::from_chunks(chunks, len)
             }
         };
         Ok(Some((http::Response::from_parts(parts, body), meta.policy)))

@@ -1,0 +1,107 @@
+//! The head of an entry: everything but the body, bincode-encoded behind a
+//! format version, plus the TTL its policy earns.
+
+use std::time::{Duration, SystemTime};
+
+use http::HeaderMap;
+use respcache_core::{CacheError, CachePolicy, HttpResponse, HttpVersion};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// The first byte of every stored head.
+pub const FORMAT_VERSION: u8 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Meta {
+    pub(crate) key: String,
+    pub(crate) status: u16,
+    pub(crate) version: HttpVersion,
+    #[serde(with = "respcache_core::headers::serde_header_map")]
+    pub(crate) headers: HeaderMap,
+    pub(crate) url: Url,
+    pub(crate) policy: CachePolicy,
+    pub(crate) body_len: u64,
+    /// XXH3-64 of the whole body.
+    pub(crate) check: u64,
+}
+
+/// What a stored head turned out to be.
+pub(crate) enum Decoded {
+    Entry(Box<Meta>),
+    OtherFormat,
+}
+
+impl Meta {
+    pub(crate) fn encode(&self) -> Result<Vec<u8>, bincode::Error> {
+        let mut bytes = vec![FORMAT_VERSION];
+        bincode::serialize_into(&mut bytes, self)?;
+        Ok(bytes)
+    }
+
+    pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<Decoded, CacheError> {
+        match bytes.split_first() {
+            Some((&FORMAT_VERSION, rest)) => bincode::deserialize(rest)
+                .map(|meta| Decoded::Entry(Box::new(meta)))
+                .map_err(|err| CacheError::Undecodable {
+                    key: key.to_owned(),
+                    source: Box::new(err),
+                }),
+            Some(_) => Ok(Decoded::OtherFormat),
+            None => Err(CacheError::Undecodable {
+                key: key.to_owned(),
+                source: "empty head".into(),
+            }),
+        }
+    }
+
+    pub(crate) fn response(&self, body: bytes::Bytes) -> HttpResponse {
+        HttpResponse {
+            status: self.status,
+            version: self.version,
+            headers: self.headers.clone(),
+            body,
+            url: self.url.clone(),
+        }
+    }
+}
+
+/// How long the keys of an entry live: its freshness, plus the stale
+/// window an engine may still serve it in (`stale-while-revalidate`,
+/// `stale-if-error`), plus `grace` (time to revalidate it with a
+/// conditional request). Never less than a second.
+pub(crate) fn ttl(policy: &CachePolicy, headers: &HeaderMap, grace: Duration) -> Duration {
+    let fresh = policy.time_to_live(SystemTime::now());
+    let stale = headers
+        .get_all(http::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|directive| {
+            let (name, seconds) = directive.trim().split_once('=')?;
+            let name = name.trim().to_ascii_lowercase();
+            (name == "stale-while-revalidate" || name == "stale-if-error")
+                .then(|| seconds.trim().trim_matches('"').parse::<u64>().ok())
+                .flatten()
+        })
+        .max()
+        .unwrap_or(0);
+    (fresh + Duration::from_secs(stale) + grace).max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_freshness_plus_stale_window_plus_grace() {
+        let request = http::Request::get("https://a.example/").body(()).unwrap();
+        let response = http::Response::builder()
+            .header("cache-control", "max-age=100, stale-while-revalidate=30")
+            .header("cache-control", "stale-if-error=50")
+            .body(())
+            .unwrap();
+        let policy = CachePolicy::new(&request, &response);
+        let ttl = ttl(&policy, response.headers(), Duration::from_secs(10));
+        assert!((159..=160).contains(&ttl.as_secs()), "{ttl:?}");
+    }
+}

@@ -1,0 +1,344 @@
+//! A respcache backend on Redis (or Valkey, which speaks the same
+//! protocol): one cache shared by every machine that can reach the server.
+//!
+//! ```no_run
+//! use respcache_core::{CacheManager, CachePolicy, HttpResponse};
+//! use respcache_redis::RedisManager;
+//!
+//! # async fn example() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let cache = RedisManager::builder("redis://127.0.0.1:6379/")
+//!     .prefix("my-app")
+//!     .build()?;
+//!
+//! let url = url::Url::parse("https://example.com/")?;
+//! let request = http::Request::get(url.as_str()).body(())?;
+//! let response = http::Response::builder()
+//!     .header("cache-control", "max-age=60")
+//!     .body(bytes::Bytes::from_static(b"hello"))?;
+//! let policy = CachePolicy::new(&request, &response);
+//! cache.put("GET:https://example.com/".into(), HttpResponse::from_http(response, url), policy).await?;
+//! assert!(cache.get("GET:https://example.com/").await?.is_some());
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! ```text
+//! <prefix>:{<tag>}:h               the head: hash of gen, n (chunk count), meta
+//! <prefix>:{<tag>}:c:<gen>:<i>     chunk i of generation gen's body
+//! ```
+//!
+//! The tag is 128 bits of the SHA-256 of the cache key: every key of an
+//! entry shares it, so an entry lives in one cluster slot. `meta` is a
+//! format-version byte and the bincode encoding of the full key, status,
+//! version, headers, URL, policy, body length and XXH3-64 of the body.
+//!
+//! A put writes its chunks under a new generation, then one Lua script
+//! switches the head to it and ends the old generation's chunks (after a
+//! short grace, so a reader streaming them can finish): readers never see
+//! a mix of generations. A put interrupted before that leaves only chunks
+//! that expire. Every key carries a TTL derived from the policy: freshness,
+//! plus the stale window (`stale-while-revalidate`, `stale-if-error`), plus
+//! a grace for revalidation, so an abandoned cache never fills Redis.
+//!
+//! Every read checks the body's length and XXH3: a missing chunk or a
+//! mismatch is a miss, and the entry is removed (only while it is still at
+//! the generation that was read). The connection is a `ConnectionManager`:
+//! while the server is away, operations fail fast with clear errors (an
+//! engine then goes to the origin) and the manager reconnects by itself.
+
+mod head;
+mod keys;
+mod read;
+mod scripts;
+pub mod server;
+mod write;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use respcache_core::{
+    CacheError, CacheManager, CachePolicy, HttpResponse, Result, StreamingBody,
+    StreamingCacheManager, StreamingError,
+};
+use url::Url;
+
+pub use head::FORMAT_VERSION;
+
+/// Frames in flight between a streaming put's caller and its writer task.
+const IN_FLIGHT: usize = 8;
+
+/// Caches responses in Redis; see the crate docs.
+#[derive(Clone)]
+pub struct RedisManager {
+    con: ConnectionManager,
+    options: Options,
+}
+
+impl std::fmt::Debug for RedisManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisManager")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Options {
+    prefix: String,
+    chunk_size: usize,
+    max_body_size: u64,
+    grace: Duration,
+    old_chunk_grace: Duration,
+    timeout: Duration,
+}
+
+/// Options for a [`RedisManager`], from [`RedisManager::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    url: String,
+    options: Options,
+}
+
+impl Builder {
+    /// The namespace every key starts with, so several applications can
+    /// share one server (default `respcache`). It may not contain `{` or
+    /// `}`, which would change the keys' hash tag.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.options.prefix = prefix.into();
+        self
+    }
+
+    /// Size of the chunks a body is stored in (default 256 KiB): large
+    /// values stall Redis, and a string is capped at 512 MB.
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.options.chunk_size = bytes.max(1);
+        self
+    }
+
+    /// Bodies larger than this are not stored (default 64 MiB): a streaming
+    /// put passes them through, a buffered put fails with
+    /// [`CacheError::TooLarge`].
+    pub fn max_body_size(mut self, bytes: u64) -> Self {
+        self.options.max_body_size = bytes;
+        self
+    }
+
+    /// Time an entry outlives its freshness and stale window, so that it
+    /// can still be revalidated with a conditional request (default 1 hour).
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.options.grace = grace;
+        self
+    }
+
+    /// How long the chunks of a replaced body live on for readers still
+    /// streaming them (default 30 s; zero removes them at once).
+    pub fn old_chunk_grace(mut self, grace: Duration) -> Self {
+        self.options.old_chunk_grace = grace;
+        self
+    }
+
+    /// How long one request to the server may take, and one connection
+    /// attempt (default 2 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = timeout;
+        self
+    }
+
+    /// The manager. It connects on first use and reconnects by itself.
+    pub fn build(self) -> Result<RedisManager> {
+        if self.options.prefix.contains(['{', '}']) {
+            return Err("a RedisManager prefix may not contain `{` or `}`".into());
+        }
+        let client = redis::Client::open(self.url.as_str())?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.options.timeout))
+            .set_response_timeout(Some(self.options.timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let con = ConnectionManager::new_lazy_with_config(client, config)?;
+        Ok(RedisManager {
+            con,
+            options: self.options,
+        })
+    }
+}
+
+impl RedisManager {
+    /// Options for a manager on the server at `url` (`redis://host:port/db`).
+    pub fn builder(url: impl Into<String>) -> Builder {
+        Builder {
+            url: url.into(),
+            options: Options {
+                prefix: "respcache".into(),
+                chunk_size: 256 * 1024,
+                max_body_size: 64 * 1024 * 1024,
+                grace: Duration::from_secs(3600),
+                old_chunk_grace: Duration::from_secs(30),
+                timeout: Duration::from_secs(2),
+            },
+        }
+    }
+
+    /// A manager with default options on the server at `url`.
+    pub fn new(url: impl Into<String>) -> Result<Self> {
+        Self::builder(url).build()
+    }
+
+    fn keys(&self, key: &str) -> keys::EntryKeys {
+        keys::EntryKeys::new(&self.options.prefix, key)
+    }
+
+    /// The Redis keys that hold `cache_key` now: its head and, if it is
+    /// stored, its chunks in order. For tools and tests.
+    pub async fn redis_keys(&self, cache_key: &str) -> Result<(String, Vec<String>)> {
+        let keys = self.keys(cache_key);
+        let mut con = self.con.clone();
+        let chunks = match read::head(&mut con, &keys, cache_key).await? {
+            Some(head) => (0..head.chunks)
+                .map(|i| keys.chunk(&head.generation, i))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((keys.head, chunks))
+    }
+
+    fn too_large(&self, key: &str, size: u64) -> Box<CacheError> {
+        Box::new(CacheError::TooLarge {
+            key: key.to_owned(),
+            size,
+            limit: self.options.max_body_size,
+        })
+    }
+
+    fn meta(
+        key: String,
+        parts: &http::response::Parts,
+        url: Url,
+        policy: CachePolicy,
+    ) -> head::Meta {
+        head::Meta {
+            key,
+            status: parts.status.as_u16(),
+            version: parts.version.into(),
+            headers: parts.headers.clone(),
+            url,
+            policy,
+            body_len: 0,
+            check: 0,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl CacheManager for RedisManager {
+    async fn get(&self, cache_key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
+        let mut con = self.con.clone();
+        let found = read::whole(&mut con, &self.keys(cache_key), cache_key).await?;
+        Ok(found.map(|(meta, body)| (meta.response(body), meta.policy)))
+    }
+
+    async fn put(
+        &self,
+        cache_key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+    ) -> Result<HttpResponse> {
+        if response.body.len() as u64 > self.options.max_body_size {
+            return Err(self.too_large(&cache_key, response.body.len() as u64));
+        }
+        let parts = response.parts()?;
+        let ttl = head::ttl(&policy, &response.headers, self.options.grace);
+        let keys = self.keys(&cache_key);
+        let meta = Self::meta(cache_key, &parts, response.url.clone(), policy);
+        let mut writer =
+            write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
+        writer.write(&response.body).await?;
+        writer.commit(meta, self.options.old_chunk_grace).await?;
+        Ok(response)
+    }
+
+    async fn delete(&self, cache_key: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        read::remove(&mut con, &self.keys(cache_key), None).await
+    }
+}
+
+#[async_trait::async_trait]
+impl StreamingCacheManager for RedisManager {
+    type Body = StreamingBody;
+
+    async fn get_stream(
+        &self,
+        cache_key: &str,
+    ) -> Result<Option<(http::Response<StreamingBody>, CachePolicy)>> {
+        let keys = self.keys(cache_key);
+        let mut con = self.con.clone();
+        let Some(head) = read::head(&mut con, &keys, cache_key).await? else {
+            return Ok(None);
+        };
+        if head.chunks <= 1 {
+            // One round trip more reads it whole, checked.
+            let Some((meta, body)) = read::whole(&mut con, &keys, cache_key).await? else {
+                return Ok(None);
+            };
+            let response = meta
+                .response(body)
+                .into_http()?
+                .map(StreamingBody::buffered);
+            return Ok(Some((response, meta.policy)));
+        }
+        let parts = head.meta.response(Bytes::new()).parts()?;
+        let policy = head.meta.policy.clone();
+        let len = head.meta.body_len;
+        let chunks = read::stream(con, keys, head);
+        let body = StreamingBody::from_chunks(chunks, len);
+        Ok(Some((http::Response::from_parts(parts, body), policy)))
+    }
+
+    async fn put_stream<B>(
+        &self,
+        cache_key: String,
+        response: http::Response<B>,
+        policy: CachePolicy,
+        request_url: Url,
+    ) -> Result<http::Response<StreamingBody>>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<StreamingError>,
+    {
+        let (parts, body) = response.into_parts();
+        let declared = http_body::Body::size_hint(&body).lower();
+        if declared > self.options.max_body_size {
+            tracing::debug!(
+                size = declared,
+                "body too large to cache; passing it through"
+            );
+            // A tee without a writer is a plain pass-through.
+            let (pass_through, _no_writer) = respcache_core::tee(body, 1);
+            return Ok(http::Response::from_parts(
+                parts,
+                StreamingBody::boxed(pass_through),
+            ));
+        }
+        let ttl = head::ttl(&policy, &parts.headers, self.options.grace);
+        let keys = self.keys(&cache_key);
+        let meta = Self::meta(cache_key, &parts, request_url, policy);
+        let writer = write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
+        let (tee, events) = respcache_core::tee(body, IN_FLIGHT);
+        tokio::spawn(write::stream_entry(
+            writer,
+            meta,
+            events,
+            self.options.max_body_size,
+            self.options.old_chunk_grace,
+        ));
+        Ok(http::Response::from_parts(parts, StreamingBody::boxed(tee)))
+    }
+
+    fn stream_response(&self, response: HttpResponse) -> Result<http::Response<StreamingBody>> {
+        Ok(response.into_http()?.map(StreamingBody::buffered))
+    }
+}

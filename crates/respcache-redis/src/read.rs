@@ -1,0 +1,208 @@
+//! Reading an entry: the head, then its chunks, checked against the
+//! recorded length and XXH3 on every read.
+
+use bytes::{Bytes, BytesMut};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use respcache_core::{BoxError, CacheError, StreamingError};
+use tokio::sync::mpsc;
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::head::{Decoded, Meta};
+use crate::keys::EntryKeys;
+use crate::scripts::REMOVE;
+
+/// How many chunks one MGET asks for.
+const CHUNKS_PER_REQUEST: usize = 16;
+/// How often a buffered read follows a concurrent overwrite.
+const RETRIES: usize = 3;
+
+/// The head of an entry as read.
+pub(crate) struct Head {
+    pub(crate) generation: String,
+    pub(crate) chunks: u64,
+    pub(crate) meta: Meta,
+}
+
+/// Reads the head of `key`: `None` when there is none, it is of another
+/// format, or it belongs to another key; an undecodable head is removed.
+pub(crate) async fn head(
+    con: &mut ConnectionManager,
+    keys: &EntryKeys,
+    key: &str,
+) -> Result<Option<Head>, BoxError> {
+    let (generation, chunks, meta): (Option<String>, Option<u64>, Option<Vec<u8>>) =
+        redis::cmd("HMGET")
+            .arg(&keys.head)
+            .arg(&["gen", "n", "meta"])
+            .query_async(con)
+            .await?;
+    let (Some(generation), Some(chunks), Some(meta)) = (generation, chunks, meta) else {
+        return Ok(None);
+    };
+    match Meta::decode(key, &meta) {
+        Ok(Decoded::Entry(meta)) if meta.key == key => Ok(Some(Head {
+            generation,
+            chunks,
+            meta: *meta,
+        })),
+        // Another key with the same 128-bit tag: not ours, leave it.
+        Ok(Decoded::Entry(_)) | Ok(Decoded::OtherFormat) => Ok(None),
+        Err(err) => {
+            tracing::warn!(error = %err, "removing an undecodable cache head");
+            remove(con, keys, Some(&generation)).await?;
+            Ok(None)
+        }
+    }
+}
+
+/// Removes the entry while it is still at `generation` (any when `None`).
+pub(crate) async fn remove(
+    con: &mut ConnectionManager,
+    keys: &EntryKeys,
+    generation: Option<&str>,
+) -> Result<(), BoxError> {
+    let _: i64 = REMOVE
+        .key(&keys.head)
+        .arg(generation.unwrap_or(""))
+        .arg(&keys.chunk_prefix)
+        .invoke_async(con)
+        .await?;
+    Ok(())
+}
+
+/// Whether the head still names `generation`.
+async fn still_at(
+    con: &mut ConnectionManager,
+    keys: &EntryKeys,
+    generation: &str,
+) -> Result<bool, BoxError> {
+    let now: Option<String> = con.hget(&keys.head, "gen").await?;
+    Ok(now.as_deref() == Some(generation))
+}
+
+/// Reads the whole body of `key`. `None` for a miss; a damaged entry is
+/// removed and is a miss.
+pub(crate) async fn whole(
+    con: &mut ConnectionManager,
+    keys: &EntryKeys,
+    key: &str,
+) -> Result<Option<(Meta, Bytes)>, BoxError> {
+    'attempt: for _ in 0..RETRIES {
+        let Some(head) = head(con, keys, key).await? else {
+            return Ok(None);
+        };
+        let mut body = BytesMut::with_capacity(
+            usize::try_from(head.meta.body_len)
+                .unwrap_or(0)
+                .min(1 << 30),
+        );
+        let indexes: Vec<u64> = (0..head.chunks).collect();
+        for batch in indexes.chunks(CHUNKS_PER_REQUEST) {
+            let names: Vec<String> = batch
+                .iter()
+                .map(|&i| keys.chunk(&head.generation, i))
+                .collect();
+            let chunks: Vec<Option<Vec<u8>>> =
+                redis::cmd("MGET").arg(&names).query_async(con).await?;
+            for chunk in chunks {
+                match chunk {
+                    Some(chunk) => body.extend_from_slice(&chunk),
+                    None if still_at(con, keys, &head.generation).await? => {
+                        return damaged(con, keys, &head, "a chunk is missing").await;
+                    }
+                    // Overwritten while we read: read the new generation.
+                    None => continue 'attempt,
+                }
+            }
+        }
+        if let Err(detail) = verify(
+            &head.meta,
+            body.len() as u64,
+            xxhash_rust::xxh3::xxh3_64(&body),
+        ) {
+            return damaged(con, keys, &head, &detail).await;
+        }
+        return Ok(Some((head.meta, body.freeze())));
+    }
+    Ok(None)
+}
+
+async fn damaged<T>(
+    con: &mut ConnectionManager,
+    keys: &EntryKeys,
+    head: &Head,
+    detail: &str,
+) -> Result<Option<T>, BoxError> {
+    tracing::warn!(key = %respcache_core::abbreviate_key(&head.meta.key), %detail, "removing a damaged cache entry");
+    remove(con, keys, Some(&head.generation)).await?;
+    Ok(None)
+}
+
+fn verify(meta: &Meta, len: u64, check: u64) -> Result<(), String> {
+    if len != meta.body_len {
+        return Err(format!("body is {len} bytes, {} recorded", meta.body_len));
+    }
+    if check != meta.check {
+        return Err("body checksum differs from the recorded one".into());
+    }
+    Ok(())
+}
+
+/// Streams the chunks of `head` from a task, one request per chunk and
+/// two chunks ahead of the caller. The last chunk is sent only after the
+/// whole body passed its check.
+pub(crate) fn stream(
+    mut con: ConnectionManager,
+    keys: EntryKeys,
+    head: Head,
+) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
+    let (tx, rx) = mpsc::channel(2);
+    tokio::spawn(async move {
+        let mut check = Xxh3::new();
+        let mut len = 0u64;
+        for i in 0..head.chunks {
+            let chunk: Option<Vec<u8>> = match con.get(keys.chunk(&head.generation, i)).await {
+                Ok(chunk) => chunk,
+                Err(err) => {
+                    let _ = tx.send(Err(StreamingError::new(err))).await;
+                    return;
+                }
+            };
+            let problem = match chunk {
+                None => match still_at(&mut con, &keys, &head.generation).await {
+                    Ok(true) => Some("a chunk is missing".to_owned()),
+                    _ => {
+                        let err = "the entry was replaced while it was read";
+                        let _ = tx.send(Err(StreamingError::from(err))).await;
+                        return;
+                    }
+                },
+                Some(chunk) => {
+                    check.update(&chunk);
+                    len += chunk.len() as u64;
+                    let last = i + 1 == head.chunks;
+                    match last.then(|| verify(&head.meta, len, check.digest())) {
+                        Some(Err(detail)) => Some(detail),
+                        _ => {
+                            if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                                return; // The caller stopped reading.
+                            }
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(detail) = problem {
+                let _ = remove(&mut con, &keys, Some(&head.generation)).await;
+                let err = CacheError::Corrupt {
+                    key: head.meta.key.clone(),
+                    detail,
+                };
+                let _ = tx.send(Err(err.into())).await;
+                return;
+            }
+        }
+    });
+    rx
+}

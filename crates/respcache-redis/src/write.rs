@@ -1,0 +1,170 @@
+//! Writing an entry: chunks under a fresh generation, then one script
+//! that switches the head to it.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use redis::aio::ConnectionManager;
+use respcache_core::{BoxError, TeeEvent, TeeWriter};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::head::Meta;
+use crate::keys::{EntryKeys, new_generation};
+use crate::scripts::COMMIT;
+
+/// How many chunk writes one pipeline carries.
+const CHUNKS_PER_PIPELINE: usize = 16;
+
+/// An entry on its way into Redis.
+pub(crate) struct ChunkWriter {
+    con: ConnectionManager,
+    keys: EntryKeys,
+    generation: String,
+    chunk_size: usize,
+    ttl: Duration,
+    pending: BytesMut,
+    written: u64,
+    len: u64,
+    check: Xxh3,
+}
+
+impl ChunkWriter {
+    pub(crate) fn new(
+        con: ConnectionManager,
+        keys: EntryKeys,
+        chunk_size: usize,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            con,
+            keys,
+            generation: new_generation(),
+            chunk_size,
+            ttl,
+            pending: BytesMut::new(),
+            written: 0,
+            len: 0,
+            check: Xxh3::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Takes the next bytes of the body; writes every full chunk.
+    pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), BoxError> {
+        self.check.update(bytes);
+        self.len += bytes.len() as u64;
+        self.pending.extend_from_slice(bytes);
+        let full = self.pending.len() / self.chunk_size * self.chunk_size;
+        if full > 0 {
+            let chunks = self.pending.split_to(full).freeze();
+            self.send(chunks).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes `bytes` as whole chunks (the last may be short), pipelined.
+    async fn send(&mut self, bytes: Bytes) -> Result<(), BoxError> {
+        let ttl = self.ttl.as_secs().max(1);
+        let mut pieces = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let end = (at + self.chunk_size).min(bytes.len());
+            pieces.push(bytes.slice(at..end));
+            at = end;
+        }
+        for batch in pieces.chunks(CHUNKS_PER_PIPELINE) {
+            let mut pipe = redis::pipe();
+            for piece in batch {
+                let name = self.keys.chunk(&self.generation, self.written);
+                pipe.cmd("SET")
+                    .arg(name)
+                    .arg(piece.as_ref())
+                    .arg("EX")
+                    .arg(ttl)
+                    .ignore();
+                self.written += 1;
+            }
+            pipe.query_async::<()>(&mut self.con).await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the rest and switches the head to this generation.
+    pub(crate) async fn commit(
+        mut self,
+        mut meta: Meta,
+        old_chunk_grace: Duration,
+    ) -> Result<(), BoxError> {
+        let rest = self.pending.split().freeze();
+        if !rest.is_empty() {
+            self.send(rest).await?;
+        }
+        meta.body_len = self.len;
+        meta.check = self.check.digest();
+        let encoded = meta.encode()?;
+        let _: i64 = COMMIT
+            .key(&self.keys.head)
+            .arg(&self.generation)
+            .arg(self.written)
+            .arg(encoded)
+            .arg(self.ttl.as_secs().max(1))
+            .arg(old_chunk_grace.as_secs())
+            .arg(&self.keys.chunk_prefix)
+            .invoke_async(&mut self.con)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the chunks written so far (best effort: they expire anyway).
+    pub(crate) async fn abandon(mut self) {
+        if self.written == 0 {
+            return;
+        }
+        let names: Vec<String> = (0..self.written)
+            .map(|i| self.keys.chunk(&self.generation, i))
+            .collect();
+        let _ = redis::cmd("DEL")
+            .arg(names)
+            .query_async::<i64>(&mut self.con)
+            .await;
+    }
+}
+
+/// The writer task of a streaming put: chunks as they arrive, the commit
+/// on `End`; anything else abandons the write and the caller's body passes
+/// through.
+pub(crate) async fn stream_entry(
+    mut writer: ChunkWriter,
+    meta: Meta,
+    mut events: TeeWriter,
+    max_body_size: u64,
+    old_chunk_grace: Duration,
+) {
+    let key = respcache_core::abbreviate_key(&meta.key);
+    while let Some(event) = events.recv().await {
+        match event {
+            TeeEvent::Data(chunk) => {
+                if writer.len() + chunk.len() as u64 > max_body_size {
+                    tracing::debug!(%key, max_body_size, "body too large to cache; passing it through");
+                    break;
+                }
+                if let Err(err) = writer.write(&chunk).await {
+                    tracing::warn!(%key, error = %err, "cache write failed; passing the body through");
+                    break;
+                }
+            }
+            TeeEvent::End => {
+                if let Err(err) = writer.commit(meta, old_chunk_grace).await {
+                    tracing::warn!(%key, error = %err, "cache commit failed");
+                }
+                events.committed();
+                return;
+            }
+        }
+    }
+    drop(events);
+    writer.abandon().await;
+}

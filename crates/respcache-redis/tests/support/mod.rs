@@ -1,0 +1,172 @@
+//! A real redis-server per harness, and direct access to it for the hooks
+//! that reach behind the manager's back.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use respcache_conformance::{Damage, Harness};
+use respcache_core::BoxError;
+use respcache_redis::RedisManager;
+use respcache_redis::server::LocalServer;
+
+pub struct RedisHarness {
+    pub server: Mutex<LocalServer>,
+    pub url: String,
+    pub prefix: String,
+    pub manager: Arc<RedisManager>,
+    _dir: tempfile::TempDir,
+}
+
+/// Location text: `<url>|<prefix>`.
+fn split(location: &str) -> (&str, &str) {
+    location.split_once('|').expect("a `url|prefix` location")
+}
+
+/// The options the suite runs with: bodies up to 2 GiB (the memory check
+/// streams 1 GiB), and replaced chunks removed at once, so storage checks
+/// see overwrites reclaimed without waiting out the default 30 s grace.
+pub fn manager(url: &str, prefix: &str) -> RedisManager {
+    RedisManager::builder(url)
+        .prefix(prefix)
+        .max_body_size(2 << 30)
+        .old_chunk_grace(Duration::ZERO)
+        .build()
+        .expect("a manager")
+}
+
+pub async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("a client")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("a connection")
+}
+
+impl RedisHarness {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let server = LocalServer::start(dir.path()).expect("a redis-server");
+        let url = server.url();
+        let prefix = "conformance".to_owned();
+        let manager = Arc::new(manager(&url, &prefix));
+        Self {
+            server: Mutex::new(server),
+            url,
+            prefix,
+            manager,
+            _dir: dir,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Harness for RedisHarness {
+    type Manager = RedisManager;
+
+    async fn create() -> Self {
+        Self::start()
+    }
+
+    fn manager(&self) -> Arc<RedisManager> {
+        self.manager.clone()
+    }
+
+    async fn reopen(&self) -> RedisManager {
+        manager(&self.url, &self.prefix)
+    }
+
+    fn location(&self) -> String {
+        format!("{}|{}", self.url, self.prefix)
+    }
+
+    async fn open_location(location: &str) -> RedisManager {
+        let (url, prefix) = split(location);
+        manager(url, prefix)
+    }
+
+    async fn damage(&self, key: &str, how: Damage) -> Result<(), BoxError> {
+        let (head, chunks) = self.manager.redis_keys(key).await?;
+        let mut con = connection(&self.url).await;
+        let middle = chunks.get(chunks.len() / 2).ok_or("no chunks to damage")?;
+        match how {
+            Damage::FlipBodyByte => {
+                let mut bytes: Vec<u8> =
+                    redis::cmd("GET").arg(middle).query_async(&mut con).await?;
+                let at = bytes.len() / 2;
+                bytes[at] ^= 0xff;
+                redis::cmd("SET")
+                    .arg(middle)
+                    .arg(bytes)
+                    .arg("KEEPTTL")
+                    .query_async::<()>(&mut con)
+                    .await?;
+            }
+            Damage::TruncateBody if chunks.len() > 1 => {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(&chunks[chunks.len() / 2..])
+                    .query_async(&mut con)
+                    .await?;
+            }
+            Damage::TruncateBody => {
+                let bytes: Vec<u8> = redis::cmd("GET").arg(middle).query_async(&mut con).await?;
+                let half = bytes[..bytes.len() / 2].to_vec();
+                redis::cmd("SET")
+                    .arg(middle)
+                    .arg(half)
+                    .arg("KEEPTTL")
+                    .query_async::<()>(&mut con)
+                    .await?;
+            }
+            Damage::ExtendBody => {
+                let last = chunks.last().ok_or("no chunks")?;
+                let _: i64 = redis::cmd("APPEND")
+                    .arg(last)
+                    .arg("trailing garbage")
+                    .query_async(&mut con)
+                    .await?;
+            }
+            Damage::GarbleMetadata => {
+                let garbage = [respcache_redis::FORMAT_VERSION, 0xff, 0xfe, 0x00, 0x42];
+                let _: i64 = redis::cmd("HSET")
+                    .arg(&head)
+                    .arg("meta")
+                    .arg(&garbage[..])
+                    .query_async(&mut con)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn stored_bytes(&self) -> Result<u64, BoxError> {
+        let mut con = connection(&self.url).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query_async(&mut con)
+            .await?;
+        let mut total = 0u64;
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut con).await?;
+            total += match kind.as_str() {
+                "string" => {
+                    redis::cmd("STRLEN")
+                        .arg(&key)
+                        .query_async::<u64>(&mut con)
+                        .await?
+                }
+                "hash" => {
+                    redis::cmd("HSTRLEN")
+                        .arg(&key)
+                        .arg("meta")
+                        .query_async::<u64>(&mut con)
+                        .await?
+                        + 64
+                }
+                _ => 0,
+            };
+        }
+        Ok(total)
+    }
+}
