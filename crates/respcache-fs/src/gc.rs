@@ -13,7 +13,7 @@ use crate::remove::{link_count, remove_quietly};
 
 /// A link no metadata names is left alone this long: a put creates its
 /// link a moment before it commits the metadata that names it.
-const LINK_GRACE: Duration = Duration::from_secs(60);
+pub(crate) const LINK_GRACE: Duration = Duration::from_secs(60);
 /// Where process liveness cannot be read, temporary files older than this
 /// are taken to be a dead writer's.
 const TMP_GRACE: Duration = Duration::from_secs(3600);
@@ -52,25 +52,32 @@ pub(crate) fn run(shared: &Shared, startup: bool) -> std::io::Result<GcReport> {
     }
 
     let mut named = HashSet::with_capacity(metadata_files.len());
+    // Links are only removed when every record was read: a record that
+    // could not be read, or one of another format whose link we cannot
+    // name, might be the one that names a link.
+    let mut every_link_known = true;
     for entry in &metadata_files {
         let path = entry.path();
-        let Ok(bytes) = std::fs::read(&path) else {
-            continue;
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            // Deleted since it was listed.
+            Err(err) if err.kind() == ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
         };
         match CacheMetadata::decode("", &bytes) {
             Ok(Decoded::Entry(meta)) => {
                 named.insert(meta.link);
             }
-            Ok(Decoded::OtherFormat) => {}
+            Ok(Decoded::OtherFormat) => every_link_known = false,
             Err(_) => {
                 remove_quietly(&path);
                 report.metadata += 1;
             }
         }
     }
-    for entry in &link_files {
+    for entry in link_files.iter().filter(|_| every_link_known) {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if !named.contains(&name) && older_than(&entry.path(), LINK_GRACE) {
+        if !named.contains(&name) && older_than(&entry.path(), shared.options.link_grace) {
             remove_quietly(&entry.path());
             report.links += 1;
         }
@@ -147,7 +154,7 @@ fn older_than(path: &Path, age: Duration) -> bool {
     std::fs::symlink_metadata(path)
         .ok()
         .and_then(|m| changed_at(&m))
-        .is_some_and(|t| t.elapsed().is_ok_and(|e| e > age))
+        .is_some_and(|t| t.elapsed().is_ok_and(|e| e >= age))
 }
 
 /// When the file's inode last changed: for a hard link, when the link was

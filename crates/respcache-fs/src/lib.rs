@@ -97,6 +97,7 @@ pub(crate) struct Options {
     pub(crate) chunk_size: usize,
     pub(crate) max_size: Option<u64>,
     pub(crate) max_body_size: Option<u64>,
+    pub(crate) link_grace: std::time::Duration,
 }
 
 impl Builder {
@@ -112,6 +113,14 @@ impl Builder {
     /// [`CacheError::TooLarge`].
     pub fn max_body_size(mut self, bytes: u64) -> Self {
         self.options.max_body_size = Some(bytes);
+        self
+    }
+
+    /// How long `gc` leaves a link that no metadata names (default 60 s).
+    /// A put makes its link a moment before the metadata that names it, so
+    /// this must exceed the longest such moment on a busy disk.
+    pub fn orphan_link_grace(mut self, grace: std::time::Duration) -> Self {
+        self.options.link_grace = grace;
         self
     }
 
@@ -170,6 +179,10 @@ impl Shared {
             self.dirs_ready.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    pub(crate) fn forget_dirs(&self) {
+        self.dirs_ready.store(false, Ordering::Relaxed);
     }
 
     fn touch(&self, key: &str) {
@@ -250,6 +263,7 @@ impl StreamingManager {
                 chunk_size: DEFAULT_CHUNK_SIZE,
                 max_size: None,
                 max_body_size: None,
+                link_grace: gc::LINK_GRACE,
             },
         }
     }

@@ -71,12 +71,14 @@ pub(crate) fn read_whole(
     opened: Opened,
 ) -> Result<Option<(CacheMetadata, Bytes)>, BoxError> {
     let Opened { meta, mut file } = opened;
-    let expected = usize::try_from(meta.body_len).unwrap_or(usize::MAX);
-    // One byte more than expected, to see a body that grew.
-    let mut body = Vec::with_capacity(expected.saturating_add(1).min(1 << 30));
+    // Size the buffer by the file, not by the record, which may lie.
+    let on_disk = file.metadata().map_or(0, |m| m.len());
+    let capacity = on_disk.min(meta.body_len.saturating_add(1));
+    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let link = shared.layout.link_path(&meta.link);
+    // One byte more than recorded, to see a body that grew.
     (&mut file)
-        .take(meta.body_len + 1)
+        .take(meta.body_len.saturating_add(1))
         .read_to_end(&mut body)
         .map_err(|e| CacheError::io("read", &link, e))?;
     if let Err(detail) = verify(&meta, body.len() as u64, xxhash_rust::xxh3::xxh3_64(&body)) {
@@ -115,11 +117,14 @@ pub(crate) fn stream(
             let want = left.min(chunk_size as u64) as usize;
             let mut chunk = BytesMut::zeroed(want);
             if let Err(err) = file.read_exact(&mut chunk) {
-                let damaged = err.kind() == ErrorKind::UnexpectedEof;
-                if damaged {
+                let err = if err.kind() == ErrorKind::UnexpectedEof {
                     drop_damaged(&shared.layout, &meta);
-                }
-                let _ = tx.blocking_send(Err(damage_error(&meta, err.to_string()).into()));
+                    damage_error(&meta, "body is shorter than recorded".into()).into()
+                } else {
+                    let link = shared.layout.link_path(&meta.link);
+                    CacheError::io("read", link, err).into()
+                };
+                let _ = tx.blocking_send(Err(err));
                 return;
             }
             check.update(&chunk);
@@ -127,7 +132,7 @@ pub(crate) fn stream(
             if left == 0 {
                 let mut extra = [0u8; 1];
                 let grew = matches!(file.read(&mut extra), Ok(n) if n > 0);
-                let len = meta.body_len + u64::from(grew);
+                let len = meta.body_len.saturating_add(u64::from(grew));
                 if let Err(detail) = verify(&meta, len, check.digest()) {
                     drop_damaged(&shared.layout, &meta);
                     let _ = tx.blocking_send(Err(damage_error(&meta, detail).into()));

@@ -39,11 +39,17 @@ impl BodyWriter {
     pub(crate) fn create(shared: &Shared) -> Result<Self, CacheError> {
         shared.ensure_dirs()?;
         let tmp = shared.layout.tmp_path("body");
-        let file = File::options()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(|e| CacheError::io("create", &tmp, e))?;
+        let open = || File::options().write(true).create_new(true).open(&tmp);
+        let file = match open() {
+            // The cache directory was removed while we ran: make it again.
+            Err(err) if err.kind() == ErrorKind::NotFound => {
+                shared.forget_dirs();
+                shared.ensure_dirs()?;
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| CacheError::io("create", &tmp, e))?;
         Ok(Self {
             file,
             tmp,

@@ -200,3 +200,58 @@ impl IntoResponse for http::response::Parts {
         http::Response::from_parts(self, body)
     }
 }
+
+#[tokio::test]
+async fn a_cache_directory_removed_while_running_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::new(dir.path().join("cache"));
+    put(&manager, "before", body_of(100, 5)).await;
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    assert!(manager.get("before").await.unwrap().is_none());
+    put(&manager, "after", body_of(100, 6)).await;
+    let (hit, _) = manager
+        .get("after")
+        .await
+        .unwrap()
+        .expect("stored after the directory came back");
+    assert_eq!(hit.body, body_of(100, 6));
+}
+
+#[tokio::test]
+async fn gc_removes_unnamed_links_unless_another_format_might_name_them() {
+    let dir = tempfile::tempdir().unwrap();
+    put(
+        &StreamingManager::new(dir.path().into()),
+        "k",
+        body_of(100, 7),
+    )
+    .await;
+    // With no grace a link made a moment before its metadata would be fair
+    // game, so this manager only runs gc, after every put has committed.
+    let manager = StreamingManager::builder(dir.path().into())
+        .orphan_link_grace(std::time::Duration::ZERO)
+        .build();
+    let base = manager.cache_dir();
+    let orphan = base.join("links").join("left-by-a-crash");
+
+    std::fs::write(&orphan, b"body").unwrap();
+    let report = manager.gc().await.unwrap();
+    assert_eq!(report.links, 1, "{report:?}");
+    assert!(!orphan.exists(), "an unnamed link survived gc");
+
+    // A future version's record shares the directory: its links are ones
+    // this version cannot name, so none may go.
+    std::fs::write(&orphan, b"body").unwrap();
+    std::fs::write(
+        base.join("metadata").join("66757475726500.json"),
+        br#"{"format": 3}"#,
+    )
+    .unwrap();
+    let report = manager.gc().await.unwrap();
+    assert_eq!(report.links, 0, "{report:?}");
+    assert!(orphan.exists(), "gc removed a link another format may name");
+    assert!(
+        manager.get("k").await.unwrap().is_some(),
+        "gc broke a live entry"
+    );
+}
