@@ -98,6 +98,7 @@ pub(crate) struct Options {
     pub(crate) max_size: Option<u64>,
     pub(crate) max_body_size: Option<u64>,
     pub(crate) link_grace: std::time::Duration,
+    pub(crate) gc_at_start: bool,
 }
 
 impl Builder {
@@ -124,6 +125,13 @@ impl Builder {
         self
     }
 
+    /// Whether [`Builder::build`] starts a background `gc` (default true).
+    /// Turn it off where something else runs [`StreamingManager::gc`].
+    pub fn gc_at_start(mut self, run: bool) -> Self {
+        self.options.gc_at_start = run;
+        self
+    }
+
     /// The chunk size of streamed reads (at least 1 byte).
     pub fn chunk_size(mut self, bytes: usize) -> Self {
         self.options.chunk_size = bytes.max(1);
@@ -131,7 +139,8 @@ impl Builder {
     }
 
     /// The manager. Inside a tokio runtime it starts a [`gc`] in the
-    /// background, which returns at once when there is nothing to do.
+    /// background (unless [`Builder::gc_at_start`] says not to), which
+    /// returns at once when there is nothing to do.
     ///
     /// [`gc`]: StreamingManager::gc
     pub fn build(self) -> StreamingManager {
@@ -144,7 +153,10 @@ impl Builder {
                 stored: AtomicU64::new(UNKNOWN),
             }),
         };
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        if let (true, Ok(runtime)) = (
+            manager.shared.options.gc_at_start,
+            tokio::runtime::Handle::try_current(),
+        ) {
             let shared = manager.shared.clone();
             runtime.spawn_blocking(move || {
                 if let Err(err) = gc::run(&shared, true) {
@@ -264,6 +276,7 @@ impl StreamingManager {
                 max_size: None,
                 max_body_size: None,
                 link_grace: gc::LINK_GRACE,
+                gc_at_start: true,
             },
         }
     }
