@@ -1,66 +1,121 @@
-//! Put and get of one entry per body size, for each backend and for the
-//! raw-disk floor (write a temp file and rename it; read a file whole).
+//! Criterion: put, get of a hit (the whole body read), get of a miss and
+//! delete, for every subject and body size; then small hits under
+//! concurrency. `cargo xtask bench` runs it and writes the report.
 
 #![allow(missing_docs)]
 
+mod common;
+
 use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use respcache_cacache::CACacheManager;
-use respcache_core::{CacheManager, CachePolicy, HttpResponse};
 
-const SIZES: &[(&str, usize)] = &[("1KiB", 1024), ("64KiB", 64 * 1024), ("1MiB", 1024 * 1024)];
+use common::{KIB, MIB, Subject, body, quick, subjects};
 
-fn entry(size: usize) -> (HttpResponse, CachePolicy) {
-    let url = url::Url::parse("https://bench.example/item").expect("a valid URL");
-    let request = http::Request::get(url.as_str())
-        .body(())
-        .expect("a request");
-    let response = http::Response::builder()
-        .header("cache-control", "max-age=3600")
-        .body(Bytes::from(vec![7u8; size]))
-        .expect("a response");
-    let policy = CachePolicy::new(&request, &response);
-    (HttpResponse::from_http(response, url), policy)
+fn sizes() -> Vec<(&'static str, usize)> {
+    if quick() {
+        vec![("1KiB", KIB), ("1MiB", MIB)]
+    } else {
+        vec![
+            ("1KiB", KIB),
+            ("64KiB", 64 * KIB),
+            ("1MiB", MIB),
+            ("16MiB", 16 * MIB),
+        ]
+    }
+}
+
+/// A key no other benchmark uses: puts insert, they never replace, so no
+/// delete hides inside a put's time.
+fn fresh_key(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 fn backends(c: &mut Criterion) {
-    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
-    let dir = tempfile::tempdir().expect("a temp dir");
-    let cacache = CACacheManager::new(dir.path().join("cacache"), true);
-    let floor = dir.path().join("floor");
-    std::fs::create_dir_all(&floor).expect("the floor dir");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let dir = tempfile::Builder::new()
+        .prefix("respcache-bench-")
+        .tempdir()
+        .expect("a temp dir");
+    let subjects = runtime.block_on(subjects(dir.path()));
 
-    for op in ["put", "get"] {
-        let mut group = c.benchmark_group(op);
-        for &(label, size) in SIZES {
-            let (response, policy) = entry(size);
-            group.throughput(Throughput::Bytes(size as u64));
-            let key = format!("GET:https://bench.example/{label}");
-            runtime
-                .block_on(cacache.put(key.clone(), response.clone(), policy.clone()))
-                .expect("a first put");
-            group.bench_function(BenchmarkId::new("cacache", label), |b| {
-                b.to_async(&runtime).iter(|| async {
-                    if op == "put" {
-                        let put = cacache.put(key.clone(), response.clone(), policy.clone());
-                        black_box(put.await.expect("put"));
-                    } else {
-                        black_box(cacache.get(&key).await.expect("get"));
+    for (label, size) in sizes() {
+        let data = body(size);
+        let mut group = c.benchmark_group("put");
+        group.throughput(Throughput::Bytes(size as u64));
+        for subject in &subjects.all {
+            group.bench_function(BenchmarkId::new(subject.name(), label), |b| {
+                b.to_async(&runtime).iter_custom(|iters| {
+                    let (subject, data) = (subject.clone(), data.clone());
+                    async move {
+                        let mut spent = Duration::ZERO;
+                        for _ in 0..iters {
+                            let key = fresh_key("put");
+                            let started = Instant::now();
+                            subject.put(&key, data.clone()).await;
+                            spent += started.elapsed();
+                        }
+                        spent
                     }
                 });
             });
-            let path = floor.join(label);
-            std::fs::write(&path, &response.body).expect("a first write");
-            group.bench_function(BenchmarkId::new("floor", label), |b| {
-                b.iter(|| {
-                    if op == "put" {
-                        let temp = floor.join(format!("{label}.tmp"));
-                        std::fs::write(&temp, &response.body).expect("write");
-                        std::fs::rename(&temp, &path).expect("rename");
-                    } else {
-                        black_box(std::fs::read(&path).expect("read"));
+        }
+        group.finish();
+
+        let mut group = c.benchmark_group("get_hit");
+        group.throughput(Throughput::Bytes(size as u64));
+        for subject in &subjects.all {
+            let key = format!("hit-{label}");
+            runtime.block_on(subject.put(&key, data.clone()));
+            group.bench_function(BenchmarkId::new(subject.name(), label), |b| {
+                b.to_async(&runtime).iter(|| async {
+                    assert_eq!(black_box(subject.get(&key).await), size);
+                });
+            });
+        }
+        group.finish();
+    }
+
+    let mut group = c.benchmark_group("get_miss");
+    for subject in &subjects.all {
+        group.bench_function(BenchmarkId::new(subject.name(), "absent"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                assert_eq!(black_box(subject.get("never-stored").await), 0);
+            });
+        });
+    }
+    group.finish();
+
+    concurrent_hits(c, &runtime, &subjects.all);
+
+    // Deletes last: many unlinks slow the disk down for a while after.
+    for (label, size) in sizes().into_iter().filter(|(_, size)| *size <= MIB) {
+        let data = body(size);
+        let mut group = c.benchmark_group("delete");
+        for subject in &subjects.all {
+            group.bench_function(BenchmarkId::new(subject.name(), label), |b| {
+                b.to_async(&runtime).iter_custom(|iters| {
+                    let (subject, data) = (subject.clone(), data.clone());
+                    async move {
+                        let mut keys = Vec::new();
+                        for _ in 0..iters {
+                            let key = fresh_key("delete");
+                            subject.put(&key, data.clone()).await;
+                            keys.push(key);
+                        }
+                        let started = Instant::now();
+                        for key in &keys {
+                            subject.delete(key).await;
+                        }
+                        started.elapsed()
                     }
                 });
             });
@@ -69,5 +124,67 @@ fn backends(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, backends);
+/// 1 KiB hits on 256 keys from 1, 8 and 64 tasks at once, in operations
+/// per second (criterion's elements per second).
+fn concurrent_hits(
+    c: &mut Criterion,
+    runtime: &tokio::runtime::Runtime,
+    subjects: &[Arc<dyn Subject>],
+) {
+    const KEYS: usize = 256;
+    let data = body(KIB);
+    for subject in subjects {
+        runtime.block_on(async {
+            for k in 0..KEYS {
+                subject.put(&format!("small-{k}"), data.clone()).await;
+            }
+        });
+    }
+    let mut group = c.benchmark_group("concurrent_hits");
+    group.throughput(Throughput::Elements(KEYS as u64));
+    for tasks in [1usize, 8, 64] {
+        for subject in subjects {
+            group.bench_function(
+                BenchmarkId::new(subject.name(), format!("{tasks}tasks")),
+                |b| {
+                    b.to_async(runtime).iter(|| {
+                        let subject = subject.clone();
+                        async move {
+                            let handles: Vec<_> = (0..tasks)
+                                .map(|t| {
+                                    let subject = subject.clone();
+                                    tokio::spawn(async move {
+                                        for k in (t..KEYS).step_by(tasks) {
+                                            assert_eq!(
+                                                subject.get(&format!("small-{k}")).await,
+                                                KIB
+                                            );
+                                        }
+                                    })
+                                })
+                                .collect();
+                            for handle in handles {
+                                handle.await.expect("a reader task");
+                            }
+                        }
+                    });
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = backends
+}
 criterion_main!(benches);

@@ -4,21 +4,24 @@
 //! - `cargo xtask ci`: everything CI checks (the README's test command).
 //! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
+//! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
 
+mod bench;
 mod ci;
 mod conformance;
 mod demo;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance | demo>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance | demo | bench [--quick]>";
 
 fn main() -> ExitCode {
-    let task = std::env::args().nth(1);
-    let outcome = match task.as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
         Some("conformance") => conformance::run(),
         Some("demo") => demo::run(),
+        Some("bench") => bench::run(&args[1..]),
         _ => Err(USAGE.into()),
     };
     match outcome {

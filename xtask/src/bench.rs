@@ -1,0 +1,349 @@
+//! `cargo xtask bench [--quick]`: runs the benchmarks and writes
+//! `target/bench/report.md`: medians per operation, the ratios ours/peer and
+//! ours/floor from the same run, and each target met or missed.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::{TaskResult, cargo, run_step, workspace_root};
+
+const GROUPS: &[&str] = &["put", "get_hit", "get_miss", "delete", "concurrent_hits"];
+const SUBJECTS: &[&str] = &[
+    "cacache",
+    "peer-cacache",
+    "fs",
+    "fs-stream",
+    "peer-streaming",
+    "redis",
+    "floor",
+];
+
+pub fn run(args: &[String]) -> TaskResult {
+    crate::ci::redis_server_is_installed()?;
+    let quick = args.iter().any(|a| a == "--quick");
+    let criterion = workspace_root().join("target").join("criterion");
+    for group in GROUPS {
+        let _ = std::fs::remove_dir_all(criterion.join(group));
+    }
+    let mut backends = cargo(&["bench", "-p", "respcache-benches", "--bench", "backends"]);
+    let mut streaming = cargo(&["bench", "-p", "respcache-benches", "--bench", "streaming"]);
+    if quick {
+        backends.env("RESPCACHE_BENCH_QUICK", "1");
+        streaming.env("RESPCACHE_BENCH_QUICK", "1");
+    }
+    run_step(
+        "criterion: every backend, the peer and the floor",
+        &mut backends,
+    )?;
+    run_step(
+        "streaming: time to first byte, frames, peak memory",
+        &mut streaming,
+    )?;
+
+    let medians = read_medians(&criterion)?;
+    let out = workspace_root().join("target").join("bench");
+    let streaming = std::fs::read_to_string(out.join("streaming.json"))
+        .map_err(|e| format!("target/bench/streaming.json: {e}"))?;
+    let streaming: Value =
+        serde_json::from_str(&streaming).map_err(|e| format!("streaming.json: {e}"))?;
+    let report = report(&medians, &streaming, quick);
+    std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
+    std::fs::write(out.join("report.md"), &report).map_err(|e| e.to_string())?;
+    println!("\n{report}\nwritten to target/bench/report.md");
+    Ok(())
+}
+
+/// (group, subject, parameter) → median nanoseconds.
+type Medians = BTreeMap<(String, String, String), f64>;
+
+fn read_medians(criterion: &Path) -> Result<Medians, String> {
+    let mut medians = Medians::new();
+    for group in GROUPS {
+        for subject in dirs(&criterion.join(group)) {
+            for parameter in dirs(&subject) {
+                let estimates = parameter.join("new").join("estimates.json");
+                let Ok(text) = std::fs::read_to_string(&estimates) else {
+                    continue;
+                };
+                let json: Value = serde_json::from_str(&text)
+                    .map_err(|e| format!("{}: {e}", estimates.display()))?;
+                if let Some(ns) = json["median"]["point_estimate"].as_f64() {
+                    medians.insert((group.to_string(), name(&subject), name(&parameter)), ns);
+                }
+            }
+        }
+    }
+    if medians.is_empty() {
+        return Err("criterion wrote no estimates".into());
+    }
+    Ok(medians)
+}
+
+fn dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "report"))
+        .collect();
+    found.sort();
+    found
+}
+
+fn name(path: &Path) -> String {
+    path.file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+}
+
+fn time(ns: f64) -> String {
+    match ns {
+        ns if ns >= 1e9 => format!("{:.2} s", ns / 1e9),
+        ns if ns >= 1e6 => format!("{:.2} ms", ns / 1e6),
+        ns if ns >= 1e3 => format!("{:.1} µs", ns / 1e3),
+        ns => format!("{ns:.0} ns"),
+    }
+}
+
+fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
+        _ => "-".into(),
+    }
+}
+
+fn parameters(medians: &Medians, group: &str) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for (g, _, p) in medians.keys() {
+        if g == group && !found.contains(p) {
+            found.push(p.clone());
+        }
+    }
+    let size = |p: &String| -> u64 {
+        let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+        let n: u64 = digits.parse().unwrap_or(0);
+        if p.contains("MiB") {
+            n << 20
+        } else if p.contains("KiB") {
+            n << 10
+        } else {
+            n
+        }
+    };
+    found.sort_by_key(size);
+    found
+}
+
+struct Target {
+    what: String,
+    measured: String,
+    met: Option<bool>,
+}
+
+fn report(medians: &Medians, streaming: &Value, quick: bool) -> String {
+    let get = |g: &str, s: &str, p: &str| medians.get(&(g.into(), s.into(), p.into())).copied();
+    let mut out = String::new();
+    let _ = writeln!(out, "# respcache benchmark report\n");
+    let _ = writeln!(
+        out,
+        "{} run on {} cores. Medians of one run: only ratios within this run are comparable. \
+         `fs` is StreamingManager through the buffered API, `fs-stream` through the streaming API; \
+         `peer-*` are `http-cache` 1.0.0-alpha.9's managers; `floor` is plain std::fs (write a temp \
+         file and rename it; read a file whole) through spawn_blocking.\n",
+        if quick { "Quick" } else { "Full" },
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    for group in ["put", "get_hit", "get_miss", "delete"] {
+        let _ = writeln!(out, "## {group}\n");
+        let _ = writeln!(
+            out,
+            "| size | {} | cacache/peer | fs/peer | fs/floor | cacache/floor | redis/floor |",
+            SUBJECTS.join(" | ")
+        );
+        let _ = writeln!(out, "|{}", "---|".repeat(SUBJECTS.len() + 6));
+        for p in parameters(medians, group) {
+            let cells: Vec<String> = SUBJECTS
+                .iter()
+                .map(|s| get(group, s, &p).map_or("-".into(), time))
+                .collect();
+            let _ = writeln!(
+                out,
+                "| {p} | {} | {} | {} | {} | {} | {} |",
+                cells.join(" | "),
+                ratio(get(group, "cacache", &p), get(group, "peer-cacache", &p)),
+                ratio(get(group, "fs", &p), get(group, "peer-streaming", &p)),
+                ratio(get(group, "fs", &p), get(group, "floor", &p)),
+                ratio(get(group, "cacache", &p), get(group, "floor", &p)),
+                ratio(get(group, "redis", &p), get(group, "floor", &p)),
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let ops = |s: &str, p: &str| get("concurrent_hits", s, p).map(|ns| 256.0 / (ns / 1e9));
+    let _ = writeln!(
+        out,
+        "## concurrent_hits (1 KiB, 256 keys), operations per second\n"
+    );
+    let _ = writeln!(out, "| tasks | {} | fs/floor |", SUBJECTS.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(SUBJECTS.len() + 2));
+    for p in parameters(medians, "concurrent_hits") {
+        let cells: Vec<String> = SUBJECTS
+            .iter()
+            .map(|s| ops(s, &p).map_or("-".into(), |o| format!("{o:.0}")))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {p} | {} | {} |",
+            cells.join(" | "),
+            ratio(ops("fs", &p), ops("floor", &p))
+        );
+    }
+
+    let size = streaming["size"].as_u64().unwrap_or(0);
+    let rss_bytes = streaming["rss_bytes"].as_u64().unwrap_or(0);
+    let floor_get = streaming["floor"]["get_ns"].as_f64();
+    let _ = writeln!(
+        out,
+        "\n## streaming ({} MiB in {} KiB frames; peak RSS for {} MiB in and out)\n",
+        size >> 20,
+        streaming["frame"].as_u64().unwrap_or(0) >> 10,
+        rss_bytes >> 20
+    );
+    let _ = writeln!(
+        out,
+        "floor: write+rename {}, read {}, SHA-256 {}\n",
+        streaming["floor"]["put_ns"]
+            .as_f64()
+            .map_or("-".into(), time),
+        floor_get.map_or("-".into(), time),
+        streaming["floor"]["sha256_ns"]
+            .as_f64()
+            .map_or("-".into(), time)
+    );
+    let _ = writeln!(
+        out,
+        "| subject | time to first byte | put, frames | put, one frame | frames/one frame | get | get/floor | peak RSS growth |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let subjects = streaming["subjects"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let find = |name: &str| subjects.iter().find(|s| s["name"] == name).cloned();
+    for s in &subjects {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            s["name"].as_str().unwrap_or("?"),
+            s["ttfb_ns"].as_f64().map_or("-".into(), time),
+            s["framed_put_ns"].as_f64().map_or("-".into(), time),
+            s["one_frame_put_ns"].as_f64().map_or("-".into(), time),
+            ratio(s["framed_put_ns"].as_f64(), s["one_frame_put_ns"].as_f64()),
+            s["get_ns"].as_f64().map_or("-".into(), time),
+            ratio(s["get_ns"].as_f64(), floor_get),
+            s["rss_growth_bytes"]
+                .as_u64()
+                .map_or("-".into(), |b| format!("{} KiB", b >> 10)),
+        );
+    }
+
+    let mut targets = Vec::new();
+    let at_most = |what: &str, value: Option<f64>, limit: f64| Target {
+        what: what.into(),
+        measured: value.map_or("-".into(), |v| format!("{v:.2}")),
+        met: value.map(|v| v <= limit),
+    };
+    let at_least = |what: &str, value: Option<f64>, limit: f64| Target {
+        what: what.into(),
+        measured: value.map_or("-".into(), |v| format!("{v:.2}")),
+        met: value.map(|v| v >= limit),
+    };
+    let div = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| a / b);
+    targets.push(at_most(
+        "fs get hit 1 KiB: at most 3x the floor",
+        div(
+            get("get_hit", "fs", "1KiB"),
+            get("get_hit", "floor", "1KiB"),
+        ),
+        3.0,
+    ));
+    for p in ["1MiB", "16MiB"] {
+        targets.push(at_most(
+            &format!("fs get hit {p}: at most 2x the floor"),
+            div(get("get_hit", "fs", p), get("get_hit", "floor", p)),
+            2.0,
+        ));
+        targets.push(at_most(
+            &format!("fs put {p}: at most 2x the floor"),
+            div(get("put", "fs", p), get("put", "floor", p)),
+            2.0,
+        ));
+        targets.push(at_least(
+            &format!("fs put {p}: at least 1.5x faster than the peer"),
+            div(get("put", "peer-streaming", p), get("put", "fs", p)),
+            1.5,
+        ));
+    }
+    targets.push(at_least(
+        "fs small hits, 64 tasks: at least the floor's ops/s (ratio)",
+        div(ops("fs", "64tasks"), ops("floor", "64tasks")),
+        1.0,
+    ));
+    for group in ["get_hit", "put"] {
+        for p in parameters(medians, group) {
+            targets.push(at_least(
+                &format!("cacache {group} {p}: at least 1.5x faster than the peer"),
+                div(get(group, "peer-cacache", &p), get(group, "cacache", &p)),
+                1.5,
+            ));
+        }
+    }
+    if let Some(fs) = find("fs") {
+        let ttfb_ms = fs["ttfb_ns"].as_f64().map(|ns| ns / 1e6);
+        targets.push(at_most(
+            &format!(
+                "fs streaming time to first byte, {} MiB: under 5 ms (ms)",
+                size >> 20
+            ),
+            ttfb_ms,
+            5.0,
+        ));
+        targets.push(at_most(
+            "fs put in 64 KiB frames: within 1.5x of one frame",
+            div(
+                fs["framed_put_ns"].as_f64(),
+                fs["one_frame_put_ns"].as_f64(),
+            ),
+            1.5,
+        ));
+        let peer_rss = find("peer-streaming").and_then(|p| p["rss_growth_bytes"].as_f64());
+        let ours_rss = fs["rss_growth_bytes"].as_f64();
+        targets.push(Target {
+            what: "fs peak RSS growth: at most the peer's plus 4 MiB (MiB, ours vs peer)".into(),
+            measured: format!(
+                "{} vs {}",
+                ours_rss.map_or("-".into(), |b| format!("{:.2}", b / 1048576.0)),
+                peer_rss.map_or("-".into(), |b| format!("{:.2}", b / 1048576.0))
+            ),
+            met: ours_rss
+                .zip(peer_rss)
+                .map(|(o, p)| o <= p + 4.0 * 1048576.0),
+        });
+    }
+    let _ = writeln!(
+        out,
+        "\n## Targets\n\n| target | measured | met |\n|---|---|---|"
+    );
+    for t in &targets {
+        let met = match t.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "not measured",
+        };
+        let _ = writeln!(out, "| {} | {} | {met} |", t.what, t.measured);
+    }
+    out
+}
