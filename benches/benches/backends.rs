@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-use common::{KIB, MIB, Subject, body, quick, subjects};
+use common::{KIB, MIB, Subject, body, distinct, quick, subjects};
 
 fn sizes() -> Vec<(&'static str, usize)> {
     if quick() {
@@ -31,8 +31,13 @@ fn sizes() -> Vec<(&'static str, usize)> {
 /// A key no other benchmark uses: puts insert, they never replace, so no
 /// delete hides inside a put's time.
 fn fresh_key(prefix: &str) -> String {
+    format!("{prefix}-{}", unique_stamp())
+}
+
+/// A number no earlier call returned.
+fn unique_stamp() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("{prefix}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 fn backends(c: &mut Criterion) {
@@ -59,8 +64,9 @@ fn backends(c: &mut Criterion) {
                         let mut spent = Duration::ZERO;
                         for _ in 0..iters {
                             let key = fresh_key("put");
+                            let unique = distinct(&data, unique_stamp());
                             let started = Instant::now();
-                            subject.put(&key, data.clone()).await;
+                            subject.put(&key, unique).await;
                             spent += started.elapsed();
                         }
                         spent
@@ -108,7 +114,7 @@ fn backends(c: &mut Criterion) {
                         let mut keys = Vec::new();
                         for _ in 0..iters {
                             let key = fresh_key("delete");
-                            subject.put(&key, data.clone()).await;
+                            subject.put(&key, distinct(&data, unique_stamp())).await;
                             keys.push(key);
                         }
                         let started = Instant::now();

@@ -47,6 +47,17 @@ pub fn body(size: usize) -> Bytes {
     Bytes::from((0..size).map(|i| (i * 131 % 251) as u8).collect::<Vec<_>>())
 }
 
+/// `body` with its first bytes replaced by `n`: a body no other put
+/// stored, so a deduplicating store must write it. Made before the timed
+/// part starts.
+pub fn distinct(body: &Bytes, n: u64) -> Bytes {
+    let mut copy = body.to_vec();
+    let stamp = n.to_le_bytes();
+    let len = stamp.len().min(copy.len());
+    copy[..len].copy_from_slice(&stamp[..len]);
+    Bytes::from(copy)
+}
+
 /// One store under measurement.
 #[async_trait::async_trait]
 pub trait Subject: Send + Sync {

@@ -98,8 +98,7 @@ pub(crate) fn write(
 
     // Content first, then the index: a crash in between leaves the old
     // entry readable and only an unreferenced content file behind.
-    let integrity =
-        cacache::write_hash_sync(cache, &bytes).map_err(|e| wrap(e, "write content to", cache))?;
+    let integrity = write_content(cache, &bytes).map_err(|e| wrap(e, "write content to", cache))?;
     let previous = cacache::index::find(cache, key).ok().flatten();
     // cacache appends one index line per write; starting the bucket afresh
     // keeps it at one line per key instead of growing with every overwrite.
@@ -116,6 +115,21 @@ pub(crate) fn write(
         remove_content(cache, &previous.integrity)?;
     }
     Ok(())
+}
+
+/// Writes content with plain `write` calls. Told the size up front,
+/// cacache instead maps small files into memory (its `mmap` feature, which
+/// another crate in a build may switch on): an `fallocate`, an `mmap`, page
+/// faults and an `munmap` that cost more than the write they replace.
+fn write_content(cache: &Path, bytes: &[u8]) -> cacache::Result<cacache::Integrity> {
+    use std::io::Write;
+    let mut writer = cacache::WriteOpts::new()
+        .algorithm(cacache::Algorithm::Sha256)
+        .open_hash_sync(cache)?;
+    writer
+        .write_all(bytes)
+        .map_err(|e| cacache::Error::IoError(e, "writing cache content".into()))?;
+    writer.commit()
 }
 
 pub(crate) fn remove(cache: &Path, key: &str) -> Result<(), BoxError> {

@@ -99,6 +99,7 @@ pub(crate) struct Options {
     pub(crate) max_body_size: Option<u64>,
     pub(crate) link_grace: std::time::Duration,
     pub(crate) gc_at_start: bool,
+    pub(crate) metadata_cache_entries: usize,
 }
 
 impl Builder {
@@ -132,6 +133,14 @@ impl Builder {
         self
     }
 
+    /// How many entries' metadata this process keeps in memory to skip a
+    /// file read on a hit (default 8192; 0 turns it off). An entry found
+    /// this way is still read through its own link and checked.
+    pub fn metadata_cache_entries(mut self, entries: usize) -> Self {
+        self.options.metadata_cache_entries = entries;
+        self
+    }
+
     /// The chunk size of streamed reads (at least 1 byte).
     pub fn chunk_size(mut self, bytes: usize) -> Self {
         self.options.chunk_size = bytes.max(1);
@@ -151,6 +160,7 @@ impl Builder {
                 dirs_ready: AtomicBool::new(false),
                 recency: Mutex::new(HashMap::new()),
                 stored: AtomicU64::new(UNKNOWN),
+                metadata_cache: Mutex::new(HashMap::new()),
             }),
         };
         if let (true, Ok(runtime)) = (
@@ -180,6 +190,32 @@ pub(crate) struct Shared {
     recency: Mutex<HashMap<String, u64>>,
     /// Bytes of stored bodies as far as this process knows, or `UNKNOWN`.
     stored: AtomicU64,
+    /// Metadata read or written by this process, by key, with the identity
+    /// of the file it came from; see `read::open`.
+    metadata_cache: Mutex<HashMap<String, (Arc<CacheMetadata>, FileStamp)>>,
+}
+
+/// What identifies one version of a file: a rename puts a new inode in
+/// place, a write in place changes the size or the modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    pub(crate) fn of(metadata: &std::fs::Metadata) -> Self {
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(metadata);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Self {
+            inode,
+            len: metadata.len(),
+            modified: metadata.modified().ok(),
+        }
+    }
 }
 
 impl Shared {
@@ -191,6 +227,29 @@ impl Shared {
             self.dirs_ready.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    pub(crate) fn cached(&self, key: &str) -> Option<(Arc<CacheMetadata>, FileStamp)> {
+        self.metadata_cache.lock().ok()?.get(key).cloned()
+    }
+
+    pub(crate) fn cache(&self, meta: Arc<CacheMetadata>, stamp: FileStamp) {
+        let Ok(mut cache) = self.metadata_cache.lock() else {
+            return;
+        };
+        // Bounded without bookkeeping: a full cache starts over.
+        if cache.len() >= self.options.metadata_cache_entries {
+            cache.clear();
+        }
+        if self.options.metadata_cache_entries > 0 {
+            cache.insert(meta.key.clone(), (meta, stamp));
+        }
+    }
+
+    pub(crate) fn uncache(&self, key: &str) {
+        if let Ok(mut cache) = self.metadata_cache.lock() {
+            cache.remove(key);
+        }
     }
 
     pub(crate) fn forget_dirs(&self) {
@@ -209,10 +268,12 @@ impl Shared {
         self.recency.lock().ok()?.get(key).copied()
     }
 
+    /// Drops what this process remembers of `key` (it was deleted).
     pub(crate) fn forget(&self, key: &str) {
         if let Ok(mut recency) = self.recency.lock() {
             recency.remove(key);
         }
+        self.uncache(key);
     }
 
     pub(crate) fn set_stored(&self, bytes: u64) {
@@ -277,6 +338,7 @@ impl StreamingManager {
                 max_body_size: None,
                 link_grace: gc::LINK_GRACE,
                 gc_at_start: true,
+                metadata_cache_entries: 8192,
             },
         }
     }
@@ -333,7 +395,7 @@ impl CacheManager for StreamingManager {
             .await?;
         Ok(found.map(|(meta, body)| {
             self.shared.touch(cache_key);
-            (meta.head(body), meta.policy)
+            (meta.head(body), meta.policy.clone())
         }))
     }
 
@@ -400,7 +462,7 @@ impl StreamingCacheManager for StreamingManager {
                 Some(opened) if opened.meta.body_len <= chunk_size => {
                     Ok(read::read_whole(shared, opened)?.map(|(meta, body)| (meta, Ok(body))))
                 }
-                Some(opened) => Ok(Some((opened.meta.clone(), Err(opened)))),
+                Some(opened) => Ok(Some((Arc::clone(&opened.meta), Err(opened)))),
                 None => Ok(None),
             })
             .await?;
@@ -417,7 +479,10 @@ impl StreamingCacheManager for StreamingManager {
                 StreamingBody::from_chunks(chunks, len)
             }
         };
-        Ok(Some((http::Response::from_parts(parts, body), meta.policy)))
+        Ok(Some((
+            http::Response::from_parts(parts, body),
+            meta.policy.clone(),
+        )))
     }
 
     async fn put_stream<B>(

@@ -3,39 +3,53 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use respcache_core::{BoxError, CacheError, StreamingError};
 use tokio::sync::mpsc;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::Shared;
 use crate::metadata::{CacheMetadata, Decoded};
 use crate::remove::drop_damaged;
+use crate::{FileStamp, Shared};
 
 /// How often a read follows a concurrent overwrite before it gives up.
 const RETRIES: usize = 3;
 
 /// An entry's metadata and its open body file.
 pub(crate) struct Opened {
-    pub(crate) meta: CacheMetadata,
+    pub(crate) meta: Arc<CacheMetadata>,
     pub(crate) file: File,
 }
 
 /// Finds the entry of `key` and opens its body. `Ok(None)` for a miss: no
 /// entry, an entry of another format, or one whose body is gone (dropped).
+///
+/// Metadata this process has read or written is taken from memory while
+/// the metadata file is still the same version (inode, size and
+/// modification time): one `stat` instead of reading and parsing it.
 pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxError> {
+    if let Some((meta, stamp)) = shared.cached(key) {
+        let current = std::fs::metadata(shared.layout.metadata_path(key));
+        if current.is_ok_and(|m| FileStamp::of(&m) == stamp)
+            && let Ok(file) = File::open(shared.layout.link_path(&meta.link))
+        {
+            return Ok(Some(Opened { meta, file }));
+        }
+        shared.uncache(key);
+    }
     let layout = &shared.layout;
     let path = layout.metadata_path(key);
     let mut previous_link = None;
     for _ in 0..RETRIES {
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
+        let (bytes, stamp) = match read_stamped(&path) {
+            Ok(read) => read,
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
             Err(err) => return Err(CacheError::io("read", &path, err).into()),
         };
         let meta = match CacheMetadata::decode(key, &bytes) {
-            Ok(Decoded::Entry(meta)) => *meta,
+            Ok(Decoded::Entry(meta)) => Arc::new(*meta),
             Ok(Decoded::OtherFormat) => return Ok(None),
             Err(err) => {
                 tracing::warn!(error = %err, "dropping undecodable cache metadata");
@@ -49,7 +63,10 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
         }
         let link = layout.link_path(&meta.link);
         match File::open(&link) {
-            Ok(file) => return Ok(Some(Opened { meta, file })),
+            Ok(file) => {
+                shared.cache(meta.clone(), stamp);
+                return Ok(Some(Opened { meta, file }));
+            }
             Err(err) if err.kind() == ErrorKind::NotFound => {
                 // Replaced under us: read the new metadata. The same link
                 // missing twice means the entry lost its body: drop it.
@@ -57,7 +74,7 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
                     drop_damaged(layout, &meta);
                     return Ok(None);
                 }
-                previous_link = Some(meta.link);
+                previous_link = Some(meta.link.clone());
             }
             Err(err) => return Err(CacheError::io("open", &link, err).into()),
         }
@@ -65,24 +82,48 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
     Ok(None)
 }
 
+/// A file's bytes and the identity of the version read.
+fn read_stamped(path: &std::path::Path) -> std::io::Result<(Vec<u8>, FileStamp)> {
+    let mut file = File::open(path)?;
+    let metadata = file.metadata()?;
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, FileStamp::of(&metadata)))
+}
+
+/// Reads are checked this many bytes at a time, while they are still in
+/// the processor's cache.
+const CHECK_STEP: u64 = 256 * 1024;
+
 /// Reads the whole body and checks it. `None` (entry dropped) when damaged.
 pub(crate) fn read_whole(
     shared: &Shared,
     opened: Opened,
-) -> Result<Option<(CacheMetadata, Bytes)>, BoxError> {
+) -> Result<Option<(Arc<CacheMetadata>, Bytes)>, BoxError> {
     let Opened { meta, mut file } = opened;
-    // Size the buffer by the file, not by the record, which may lie.
-    let on_disk = file.metadata().map_or(0, |m| m.len());
-    let capacity = on_disk.min(meta.body_len.saturating_add(1));
-    let mut body = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
     let link = shared.layout.link_path(&meta.link);
-    // One byte more than recorded, to see a body that grew.
-    (&mut file)
-        .take(meta.body_len.saturating_add(1))
-        .read_to_end(&mut body)
-        .map_err(|e| CacheError::io("read", &link, e))?;
-    if let Err(detail) = verify(&meta, body.len() as u64, xxhash_rust::xxh3::xxh3_64(&body)) {
+    // One byte more than recorded, to see a body that grew; the buffer is
+    // sized by the file, not by the record, which may lie.
+    let limit = meta.body_len.saturating_add(1);
+    let on_disk = file.metadata().map_or(0, |m| m.len());
+    let mut body = Vec::with_capacity(usize::try_from(on_disk.min(limit)).unwrap_or(0));
+    let mut check = Xxh3::new();
+    let mut read = 0u64;
+    while read < limit {
+        let step = CHECK_STEP.min(limit - read);
+        let got = (&mut file)
+            .take(step)
+            .read_to_end(&mut body)
+            .map_err(|e| CacheError::io("read", &link, e))?;
+        check.update(&body[body.len() - got..]);
+        read += got as u64;
+        if (got as u64) < step {
+            break;
+        }
+    }
+    if let Err(detail) = verify(&meta, read, check.digest()) {
         tracing::warn!(%detail, "cache body failed its check");
+        shared.uncache(&meta.key);
         drop_damaged(&shared.layout, &meta);
         return Ok(None);
     }
@@ -93,7 +134,7 @@ fn verify(meta: &CacheMetadata, len: u64, check: u64) -> Result<(), String> {
     if len != meta.body_len {
         return Err(format!("body is {len} bytes, {} recorded", meta.body_len));
     }
-    if format!("{check:016x}") != meta.body_check {
+    if u64::from_str_radix(&meta.body_check, 16) != Ok(check) {
         return Err("body checksum differs from the recorded one".into());
     }
     Ok(())
@@ -118,6 +159,7 @@ pub(crate) fn stream(
             let mut chunk = BytesMut::zeroed(want);
             if let Err(err) = file.read_exact(&mut chunk) {
                 let err = if err.kind() == ErrorKind::UnexpectedEof {
+                    shared.uncache(&meta.key);
                     drop_damaged(&shared.layout, &meta);
                     damage_error(&meta, "body is shorter than recorded".into()).into()
                 } else {
@@ -134,6 +176,7 @@ pub(crate) fn stream(
                 let grew = matches!(file.read(&mut extra), Ok(n) if n > 0);
                 let len = meta.body_len.saturating_add(u64::from(grew));
                 if let Err(detail) = verify(&meta, len, check.digest()) {
+                    shared.uncache(&meta.key);
                     drop_damaged(&shared.layout, &meta);
                     let _ = tx.blocking_send(Err(damage_error(&meta, detail).into()));
                     return;

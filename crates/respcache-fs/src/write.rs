@@ -11,10 +11,10 @@ use sha2::Digest;
 use url::Url;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::Shared;
 use crate::layout::{Layout, hex, new_link_id};
 use crate::metadata::{CacheMetadata, FORMAT_VERSION};
 use crate::remove::{read_current, release_body};
+use crate::{FileStamp, Shared};
 
 /// A body on its way to disk. Dropped before [`BodyWriter::commit`], it
 /// removes its temporary file: nothing is committed.
@@ -102,11 +102,19 @@ impl BodyWriter {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         };
-        let result = commit_metadata(shared, &meta);
-        if result.is_err() {
-            let _ = std::fs::remove_file(&link_path);
+        match commit_metadata(shared, &meta) {
+            Ok(stamp) => {
+                if let Some(stamp) = stamp {
+                    shared.cache(std::sync::Arc::new(meta), stamp);
+                }
+                Ok(())
+            }
+            Err(err) => {
+                shared.uncache(&meta.key);
+                let _ = std::fs::remove_file(&link_path);
+                Err(err)
+            }
         }
-        result
     }
 }
 
@@ -153,12 +161,15 @@ fn place_body(
     }
 }
 
-fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<(), BoxError> {
+/// Renames the metadata into place; returns the identity of the file
+/// committed, for the metadata cache.
+fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<Option<FileStamp>, BoxError> {
     let layout = &shared.layout;
     let path = layout.metadata_path(&meta.key);
     let previous = read_current(&meta.key, &path);
     let tmp = layout.tmp_path("json");
-    std::fs::write(&tmp, meta.encode()?).map_err(|e| CacheError::io("write", &tmp, e))?;
+    let stamp =
+        write_stamped(&tmp, &meta.encode()?).map_err(|e| CacheError::io("write", &tmp, e))?;
     if let Err(err) = std::fs::rename(&tmp, &path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(CacheError::io("rename", &tmp, err).into());
@@ -169,5 +180,12 @@ fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<(), BoxError
     {
         release_body(layout, &previous);
     }
-    Ok(())
+    Ok(stamp)
+}
+
+/// Writes a new file; returns its identity (a rename keeps it).
+fn write_stamped(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<Option<FileStamp>> {
+    let mut file = File::options().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    Ok(file.metadata().ok().map(|m| FileStamp::of(&m)))
 }
