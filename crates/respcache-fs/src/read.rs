@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use respcache_core::{BoxError, CacheError, StreamingError};
+use std::hash::Hasher as _;
 use tokio::sync::mpsc;
-use xxhash_rust::xxh3::Xxh3;
+use twox_hash::XxHash3_64;
 
 use crate::metadata::{CacheMetadata, Decoded};
 use crate::remove::drop_damaged;
@@ -91,6 +92,9 @@ fn read_stamped(path: &std::path::Path) -> std::io::Result<(Vec<u8>, FileStamp)>
     Ok((bytes, FileStamp::of(&metadata)))
 }
 
+/// The most a read reserves before it has seen the bytes.
+const MAX_RESERVE: u64 = 64 * 1024 * 1024;
+
 /// Reads are checked this many bytes at a time, while they are still in
 /// the processor's cache.
 const CHECK_STEP: u64 = 256 * 1024;
@@ -102,12 +106,11 @@ pub(crate) fn read_whole(
 ) -> Result<Option<(Arc<CacheMetadata>, Bytes)>, BoxError> {
     let Opened { meta, mut file } = opened;
     let link = shared.layout.link_path(&meta.link);
-    // One byte more than recorded, to see a body that grew; the buffer is
-    // sized by the file, not by the record, which may lie.
+    // One byte more than recorded, to see a body that grew. The record may
+    // lie about the length: reserve no more than MAX_RESERVE up front.
     let limit = meta.body_len.saturating_add(1);
-    let on_disk = file.metadata().map_or(0, |m| m.len());
-    let mut body = Vec::with_capacity(usize::try_from(on_disk.min(limit)).unwrap_or(0));
-    let mut check = Xxh3::new();
+    let mut body = Vec::with_capacity(usize::try_from(limit.min(MAX_RESERVE)).unwrap_or(0));
+    let mut check = XxHash3_64::new();
     let mut read = 0u64;
     while read < limit {
         let step = CHECK_STEP.min(limit - read);
@@ -115,13 +118,13 @@ pub(crate) fn read_whole(
             .take(step)
             .read_to_end(&mut body)
             .map_err(|e| CacheError::io("read", &link, e))?;
-        check.update(&body[body.len() - got..]);
+        check.write(&body[body.len() - got..]);
         read += got as u64;
         if (got as u64) < step {
             break;
         }
     }
-    if let Err(detail) = verify(&meta, read, check.digest()) {
+    if let Err(detail) = verify(&meta, read, check.finish()) {
         tracing::warn!(%detail, "cache body failed its check");
         shared.uncache(&meta.key);
         drop_damaged(&shared.layout, &meta);
@@ -152,7 +155,7 @@ pub(crate) fn stream(
     tokio::task::spawn_blocking(move || {
         let Opened { meta, mut file } = opened;
         let chunk_size = shared.options.chunk_size;
-        let mut check = Xxh3::new();
+        let mut check = XxHash3_64::new();
         let mut left = meta.body_len;
         loop {
             let want = left.min(chunk_size as u64) as usize;
@@ -169,13 +172,13 @@ pub(crate) fn stream(
                 let _ = tx.blocking_send(Err(err));
                 return;
             }
-            check.update(&chunk);
+            check.write(&chunk);
             left -= want as u64;
             if left == 0 {
                 let mut extra = [0u8; 1];
                 let grew = matches!(file.read(&mut extra), Ok(n) if n > 0);
                 let len = meta.body_len.saturating_add(u64::from(grew));
-                if let Err(detail) = verify(&meta, len, check.digest()) {
+                if let Err(detail) = verify(&meta, len, check.finish()) {
                     shared.uncache(&meta.key);
                     drop_damaged(&shared.layout, &meta);
                     let _ = tx.blocking_send(Err(damage_error(&meta, detail).into()));

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use http::response::Parts;
 use respcache_core::{BoxError, CacheError, CachePolicy};
 use sha2::Digest;
+use std::hash::Hasher as _;
+use twox_hash::XxHash3_64;
 use url::Url;
-use xxhash_rust::xxh3::Xxh3;
 
 use crate::layout::{Layout, hex, new_link_id};
 use crate::metadata::{CacheMetadata, FORMAT_VERSION};
@@ -22,7 +23,7 @@ pub(crate) struct BodyWriter {
     file: File,
     tmp: PathBuf,
     sha: sha2::Sha256,
-    check: Xxh3,
+    check: XxHash3_64,
     len: u64,
     committed: bool,
 }
@@ -54,7 +55,7 @@ impl BodyWriter {
             file,
             tmp,
             sha: sha2::Sha256::new(),
-            check: Xxh3::new(),
+            check: XxHash3_64::new(),
             len: 0,
             committed: false,
         })
@@ -66,7 +67,7 @@ impl BodyWriter {
 
     pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), CacheError> {
         self.sha.update(chunk);
-        self.check.update(chunk);
+        self.check.write(chunk);
         self.file
             .write_all(chunk)
             .map_err(|e| CacheError::io("write", &self.tmp, e))?;
@@ -95,7 +96,7 @@ impl BodyWriter {
             url: head.url,
             content_digest: digest,
             body_len: self.len,
-            body_check: format!("{:016x}", self.check.digest()),
+            body_check: format!("{:016x}", self.check.finish()),
             link,
             policy: head.policy,
             created_at: std::time::SystemTime::now()

@@ -85,12 +85,41 @@ pub(crate) fn ttl(policy: &CachePolicy, headers: &HeaderMap, grace: Duration) ->
         })
         .max()
         .unwrap_or(0);
-    (fresh + Duration::from_secs(stale) + grace).max(Duration::from_secs(1))
+    fresh
+        .saturating_add(Duration::from_secs(stale))
+        .saturating_add(grace)
+        .clamp(Duration::from_secs(1), MAX_TTL)
+}
+
+/// The longest TTL given: a year. Headers come from the network; a
+/// `max-age` near 2^64 must neither overflow nor be refused by Redis.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Whole seconds for an `EXPIRE`, rounded up: a grace of half a second
+/// must not become zero, which means "at once".
+pub(crate) fn expire_secs(duration: Duration) -> u64 {
+    duration.as_secs() + u64::from(duration.subsec_nanos() > 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostile_lifetimes_are_capped_not_overflowed() {
+        let request = http::Request::get("https://a.example/").body(()).unwrap();
+        let response = http::Response::builder()
+            .header(
+                "cache-control",
+                "max-age=18446744073709551615, stale-if-error=18446744073709551615",
+            )
+            .body(())
+            .unwrap();
+        let policy = CachePolicy::new(&request, &response);
+        assert_eq!(ttl(&policy, response.headers(), Duration::MAX), MAX_TTL);
+        assert_eq!(expire_secs(Duration::from_millis(500)), 1);
+        assert_eq!(expire_secs(Duration::ZERO), 0);
+    }
 
     #[test]
     fn ttl_is_freshness_plus_stale_window_plus_grace() {

@@ -5,8 +5,9 @@ use bytes::{Bytes, BytesMut};
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use respcache_core::{BoxError, CacheError, StreamingError};
+use std::hash::Hasher as _;
 use tokio::sync::mpsc;
-use xxhash_rust::xxh3::Xxh3;
+use twox_hash::XxHash3_64;
 
 use crate::head::{Decoded, Meta};
 use crate::keys::EntryKeys;
@@ -31,13 +32,18 @@ pub(crate) async fn head(
     keys: &EntryKeys,
     key: &str,
 ) -> Result<Option<Head>, BoxError> {
-    let (generation, chunks, meta): (Option<String>, Option<u64>, Option<Vec<u8>>) =
+    let (generation, chunks, meta): (Option<String>, Option<String>, Option<Vec<u8>>) =
         redis::cmd("HMGET")
             .arg(&keys.head)
             .arg(&["gen", "n", "meta"])
             .query_async(con)
             .await?;
     let (Some(generation), Some(chunks), Some(meta)) = (generation, chunks, meta) else {
+        return Ok(None);
+    };
+    let Ok(chunks) = chunks.parse::<u64>() else {
+        tracing::warn!(%chunks, "removing a cache head with a garbled chunk count");
+        remove(con, keys, Some(&generation)).await?;
         return Ok(None);
     };
     match Meta::decode(key, &meta) {
@@ -116,11 +122,7 @@ pub(crate) async fn whole(
                 }
             }
         }
-        if let Err(detail) = verify(
-            &head.meta,
-            body.len() as u64,
-            xxhash_rust::xxh3::xxh3_64(&body),
-        ) {
+        if let Err(detail) = verify(&head.meta, body.len() as u64, XxHash3_64::oneshot(&body)) {
             return damaged(con, keys, &head, &detail).await;
         }
         return Ok(Some((head.meta, body.freeze())));
@@ -159,7 +161,7 @@ pub(crate) fn stream(
 ) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
     let (tx, rx) = mpsc::channel(2);
     tokio::spawn(async move {
-        let mut check = Xxh3::new();
+        let mut check = XxHash3_64::new();
         let mut len = 0u64;
         for i in 0..head.chunks {
             let chunk: Option<Vec<u8>> = match con.get(keys.chunk(&head.generation, i)).await {
@@ -179,10 +181,10 @@ pub(crate) fn stream(
                     }
                 },
                 Some(chunk) => {
-                    check.update(&chunk);
+                    check.write(&chunk);
                     len += chunk.len() as u64;
                     let last = i + 1 == head.chunks;
-                    match last.then(|| verify(&head.meta, len, check.digest())) {
+                    match last.then(|| verify(&head.meta, len, check.finish())) {
                         Some(Err(detail)) => Some(detail),
                         _ => {
                             if tx.send(Ok(Bytes::from(chunk))).await.is_err() {

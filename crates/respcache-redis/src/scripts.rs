@@ -12,7 +12,7 @@ pub(crate) static COMMIT: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
 local old_gen = redis.call('HGET', KEYS[1], 'gen')
-local old_n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local old_n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') or 0
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'n', ARGV[2], 'meta', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -48,7 +48,7 @@ if not gen then
   return 0
 end
 if ARGV[1] ~= '' and gen ~= ARGV[1] then return 0 end
-local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') or 0
 redis.call('DEL', KEYS[1])
 for i = 0, n - 1 do
   redis.call('DEL', ARGV[2] .. gen .. ':' .. i)

@@ -6,7 +6,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use redis::aio::ConnectionManager;
 use respcache_core::{BoxError, TeeEvent, TeeWriter};
-use xxhash_rust::xxh3::Xxh3;
+use std::hash::Hasher as _;
+use twox_hash::XxHash3_64;
 
 use crate::head::Meta;
 use crate::keys::{EntryKeys, new_generation};
@@ -25,7 +26,7 @@ pub(crate) struct ChunkWriter {
     pending: BytesMut,
     written: u64,
     len: u64,
-    check: Xxh3,
+    check: XxHash3_64,
 }
 
 impl ChunkWriter {
@@ -44,7 +45,7 @@ impl ChunkWriter {
             pending: BytesMut::new(),
             written: 0,
             len: 0,
-            check: Xxh3::new(),
+            check: XxHash3_64::new(),
         }
     }
 
@@ -54,7 +55,7 @@ impl ChunkWriter {
 
     /// Takes the next bytes of the body; writes every full chunk.
     pub(crate) async fn write(&mut self, bytes: &[u8]) -> Result<(), BoxError> {
-        self.check.update(bytes);
+        self.check.write(bytes);
         self.len += bytes.len() as u64;
         self.pending.extend_from_slice(bytes);
         let full = self.pending.len() / self.chunk_size * self.chunk_size;
@@ -67,7 +68,7 @@ impl ChunkWriter {
 
     /// Writes `bytes` as whole chunks (the last may be short), pipelined.
     async fn send(&mut self, bytes: Bytes) -> Result<(), BoxError> {
-        let ttl = self.ttl.as_secs().max(1);
+        let ttl = crate::head::expire_secs(self.ttl).max(1);
         let mut pieces = Vec::new();
         let mut at = 0;
         while at < bytes.len() {
@@ -103,15 +104,15 @@ impl ChunkWriter {
             self.send(rest).await?;
         }
         meta.body_len = self.len;
-        meta.check = self.check.digest();
+        meta.check = self.check.finish();
         let encoded = meta.encode()?;
         let _: i64 = COMMIT
             .key(&self.keys.head)
             .arg(&self.generation)
             .arg(self.written)
             .arg(encoded)
-            .arg(self.ttl.as_secs().max(1))
-            .arg(old_chunk_grace.as_secs())
+            .arg(crate::head::expire_secs(self.ttl).max(1))
+            .arg(crate::head::expire_secs(old_chunk_grace))
             .arg(&self.keys.chunk_prefix)
             .invoke_async(&mut self.con)
             .await?;

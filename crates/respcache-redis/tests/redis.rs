@@ -245,3 +245,25 @@ async fn bodies_over_max_body_size_are_not_stored() {
     );
     assert!(manager.get("big").await.unwrap().is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_head_with_a_garbled_chunk_count_is_removed_not_an_error_forever() {
+    let h = RedisHarness::start();
+    put(&h.manager, "k", fixtures::generated(1, 1, 1000)).await;
+    let (head, _) = h.manager.redis_keys("k").await.unwrap();
+    let mut con = connection(&h.url).await;
+    let _: i64 = redis::cmd("HSET")
+        .arg(&head)
+        .arg("n")
+        .arg("many")
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert!(h.manager.get("k").await.unwrap().is_none());
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(&head)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "the garbled head was left in place");
+}
