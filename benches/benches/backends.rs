@@ -51,6 +51,7 @@ fn backends(c: &mut Criterion) {
         .tempdir()
         .expect("a temp dir");
     let subjects = runtime.block_on(subjects(dir.path()));
+    common::settle_disk(dir.path());
 
     for (label, size) in sizes() {
         let data = body(size);

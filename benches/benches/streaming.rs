@@ -306,6 +306,7 @@ fn main() {
         .expect("a dir");
     let mut rows = Vec::new();
     let (all, redis) = runtime.block_on(streamers(dir.path()));
+    common::settle_disk(dir.path());
     for streamer in &all {
         let t = runtime.block_on(time(streamer.as_ref(), size as u64, runs));
         eprintln!(

@@ -315,3 +315,38 @@ fn mkdir(dir: &Path, name: &str) -> PathBuf {
     std::fs::create_dir_all(&path).expect("a bench dir");
     path
 }
+
+/// Waits (at most 90 s) until small file writes in `dir` cost what they
+/// cost on a quiet disk. After many deletes (an earlier run's clean-up,
+/// a test suite) the file system here discards freed blocks for about a
+/// minute and each new file then costs up to 0.75 ms: whichever subject
+/// ran first would pay for it.
+pub fn settle_disk(dir: &Path) {
+    use std::time::{Duration, Instant};
+    const QUIET: Duration = Duration::from_micros(150);
+    let probe = dir.join("settle-probe");
+    let started = Instant::now();
+    loop {
+        let mut samples: Vec<Duration> = (0..50)
+            .map(|i| {
+                let path = probe.with_extension(i.to_string());
+                let t = Instant::now();
+                std::fs::write(&path, [0u8; 4096]).expect("a probe write");
+                t.elapsed()
+            })
+            .collect();
+        for i in 0..50 {
+            let _ = std::fs::remove_file(probe.with_extension(i.to_string()));
+        }
+        samples.sort();
+        let median = samples[samples.len() / 2];
+        if median <= QUIET || started.elapsed() > Duration::from_secs(90) {
+            eprintln!(
+                "disk settled after {:?} (median small write {median:?})",
+                started.elapsed()
+            );
+            return;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
