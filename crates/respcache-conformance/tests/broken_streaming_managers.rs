@@ -141,8 +141,11 @@ impl<D: Defect> StreamingCacheManager for Broken<D> {
                         }
                     }
                 }
-                let stored =
-                    HttpResponse::from_parts(copy_head(&parts), Bytes::from(received.clone()), url);
+                let stored = HttpResponse::from_parts(
+                    respcache_core::clone_head(&parts),
+                    Bytes::from(received.clone()),
+                    url,
+                );
                 self.inner.put(key, stored, policy).await?;
                 let mut frames: Vec<std::result::Result<Bytes, StreamingError>> =
                     vec![Ok(Bytes::from(received))];
@@ -164,14 +167,6 @@ impl<D: Defect> StreamingCacheManager for Broken<D> {
     fn stream_response(&self, response: HttpResponse) -> Result<http::Response<StreamingBody>> {
         self.inner.stream_response(response)
     }
-}
-
-fn copy_head(parts: &http::response::Parts) -> http::response::Parts {
-    let (mut copy, ()) = http::Response::new(()).into_parts();
-    copy.status = parts.status;
-    copy.version = parts.version;
-    copy.headers = parts.headers.clone();
-    copy
 }
 
 struct BrokenHarness<D> {

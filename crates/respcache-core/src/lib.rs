@@ -63,7 +63,7 @@ mod tee;
 pub use body::{DEFAULT_CHUNK_SIZE, StreamingBody};
 pub use error::{BoxError, CacheError, Result, StreamingError, abbreviate_key};
 pub use manager::{CacheManager, StreamingCacheManager};
-pub use response::{HttpResponse, HttpVersion};
+pub use response::{HttpResponse, HttpVersion, clone_head};
 pub use tee::{TeeBody, TeeEvent, TeeWriter, tee};
 
 /// Re-exported so that implementors use the same `async_trait`.

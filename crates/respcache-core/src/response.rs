@@ -150,6 +150,17 @@ impl HttpResponse {
     }
 }
 
+/// A copy of a response head: status, version and headers. Extensions are
+/// not `Clone`, so they stay behind; a streaming put keeps the original
+/// head for the caller and stores this copy.
+pub fn clone_head(parts: &http::response::Parts) -> http::response::Parts {
+    let (mut copy, ()) = http::Response::new(()).into_parts();
+    copy.status = parts.status;
+    copy.version = parts.version;
+    copy.headers = parts.headers.clone();
+    copy
+}
+
 /// Converts a response made by [`HttpResponse::into_http`] (or any response
 /// carrying its `Url` in the extensions) back, losslessly.
 impl TryFrom<http::Response<Bytes>> for HttpResponse {

@@ -500,7 +500,7 @@ impl StreamingCacheManager for StreamingManager {
         let (parts, body) = response.into_parts();
         let head = write::Head {
             key: cache_key,
-            parts: copy_head(&parts),
+            parts: respcache_core::clone_head(&parts),
             url: request_url,
             policy,
         };
@@ -511,12 +511,4 @@ impl StreamingCacheManager for StreamingManager {
     fn stream_response(&self, response: HttpResponse) -> Result<http::Response<StreamingBody>> {
         Ok(response.into_http()?.map(StreamingBody::buffered))
     }
-}
-
-fn copy_head(parts: &http::response::Parts) -> http::response::Parts {
-    let (mut copy, ()) = http::Response::new(()).into_parts();
-    copy.status = parts.status;
-    copy.version = parts.version;
-    copy.headers = parts.headers.clone();
-    copy
 }
