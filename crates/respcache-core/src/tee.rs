@@ -7,6 +7,7 @@ use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::mpsc::OwnedPermit;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::PollSender;
 
@@ -66,11 +67,15 @@ where
     B: Body,
     B::Error: Into<StreamingError>,
 {
-    let (tx, rx) = mpsc::channel(in_flight.max(1));
+    // One slot more than `in_flight`, held from the start for `End`, so
+    // that the end can be announced together with the last bytes.
+    let (tx, rx) = mpsc::channel(in_flight.max(1) + 1);
+    let end = tx.clone().try_reserve_owned().ok();
     let (done_tx, done_rx) = oneshot::channel();
     let body = TeeBody {
         origin: Box::pin(body),
         state: State::Teeing(PollSender::new(tx)),
+        end,
         committed: Some(done_rx),
     };
     let writer = TeeWriter {
@@ -111,6 +116,7 @@ impl TeeWriter {
 pub struct TeeBody<B> {
     origin: Pin<Box<B>>,
     state: State,
+    end: Option<OwnedPermit<TeeEvent>>,
     committed: Option<oneshot::Receiver<()>>,
 }
 
@@ -118,7 +124,7 @@ impl<B> std::fmt::Debug for TeeBody<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match self.state {
             State::Teeing(_) => "teeing",
-            State::Committing(_) => "committing",
+            State::Committing(_) | State::CommittingLast(..) => "committing",
             State::PassThrough => "pass-through",
             State::Done => "done",
         };
@@ -129,6 +135,11 @@ impl<B> std::fmt::Debug for TeeBody<B> {
 enum State {
     Teeing(PollSender<TeeEvent>),
     Committing(oneshot::Receiver<()>),
+    /// The origin's last frame, held back until the writer has committed:
+    /// a server that knows the length (hyper with `Content-Length`) stops
+    /// reading a body once the last byte is out and never polls for its
+    /// end, and a client that has every byte must find the entry stored.
+    CommittingLast(oneshot::Receiver<()>, Option<Frame<Bytes>>),
     PassThrough,
     Done,
 }
@@ -154,6 +165,12 @@ where
                     this.state = State::Done;
                     return Poll::Ready(None);
                 }
+                State::CommittingLast(committed, last) => {
+                    let _ = ready!(Pin::new(committed).poll(cx));
+                    let last = last.take();
+                    this.state = State::Done;
+                    return Poll::Ready(last.map(Ok));
+                }
                 State::PassThrough => {
                     return this.origin.as_mut().poll_frame(cx).map(|frame| {
                         frame.map(|f| f.map(|f| f.map_data(to_bytes)).map_err(Into::into))
@@ -161,7 +178,7 @@ where
                 }
                 State::Teeing(writer) => {
                     if ready!(writer.poll_reserve(cx)).is_err() {
-                        this.state = State::PassThrough;
+                        this.pass_through();
                         continue;
                     }
                     match ready!(this.origin.as_mut().poll_frame(cx)) {
@@ -170,21 +187,32 @@ where
                             if let Some(data) = frame.data_ref()
                                 && writer.send_item(TeeEvent::Data(data.clone())).is_err()
                             {
-                                this.state = State::PassThrough;
+                                this.pass_through();
+                                return Poll::Ready(Some(Ok(frame)));
                             }
-                            return Poll::Ready(Some(Ok(frame)));
+                            if !this.origin.is_end_stream() {
+                                return Poll::Ready(Some(Ok(frame)));
+                            }
+                            match this.end() {
+                                Some(committed) => {
+                                    this.state = State::CommittingLast(committed, Some(frame));
+                                }
+                                None => {
+                                    this.state = State::Done;
+                                    return Poll::Ready(Some(Ok(frame)));
+                                }
+                            }
                         }
                         Some(Err(err)) => {
                             // Dropping the sender without `End` aborts the write.
-                            this.state = State::PassThrough;
+                            this.pass_through();
                             return Poll::Ready(Some(Err(err.into())));
                         }
                         None => {
-                            this.state =
-                                match (writer.send_item(TeeEvent::End), this.committed.take()) {
-                                    (Ok(()), Some(committed)) => State::Committing(committed),
-                                    _ => State::Done,
-                                };
+                            this.state = match this.end() {
+                                Some(committed) => State::Committing(committed),
+                                None => State::Done,
+                            };
                         }
                     }
                 }
@@ -196,13 +224,28 @@ where
         match self.state {
             State::Done => true,
             // One more poll is needed to send `End` and wait for the commit.
-            State::Committing(_) | State::Teeing(_) => false,
+            State::Committing(_) | State::CommittingLast(..) | State::Teeing(_) => false,
             State::PassThrough => self.origin.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         self.origin.size_hint()
+    }
+}
+
+impl<B> TeeBody<B> {
+    /// Announces the end to the writer; returns how to wait for its commit.
+    fn end(&mut self) -> Option<oneshot::Receiver<()>> {
+        let sent = self.end.take().map(|permit| permit.send(TeeEvent::End));
+        self.state = State::Done;
+        sent.and(self.committed.take())
+    }
+
+    /// Stops feeding the writer; it receives no `End` and commits nothing.
+    fn pass_through(&mut self) {
+        self.end = None;
+        self.state = State::PassThrough;
     }
 }
 
@@ -222,6 +265,23 @@ mod tests {
         let (body, writer) = tee(http_body_util::Full::new(data.clone()), 1);
         drop(writer);
         assert_eq!(body.collect().await.unwrap().to_bytes(), data);
+    }
+
+    #[tokio::test]
+    async fn the_last_frame_of_a_body_of_known_end_waits_for_the_commit() {
+        // A server that knows the length drops the body after its last
+        // byte, never polling for the end: the end must travel with it.
+        let (mut body, mut writer) = tee(http_body_util::Full::new(Bytes::from_static(b"all")), 4);
+        let mut first = std::pin::pin!(body.frame());
+        let waker = std::task::Waker::noop();
+        let pending = first.as_mut().poll(&mut Context::from_waker(waker));
+        assert!(pending.is_pending(), "held until the commit");
+        assert!(matches!(writer.recv().await, Some(TeeEvent::Data(d)) if d == "all"));
+        assert!(matches!(writer.recv().await, Some(TeeEvent::End)));
+        writer.committed();
+        let frame = first.await.unwrap().unwrap();
+        assert_eq!(frame.into_data().unwrap(), "all");
+        drop(body);
     }
 
     #[tokio::test]

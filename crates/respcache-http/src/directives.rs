@@ -1,0 +1,186 @@
+//! `Cache-Control` directives the engine reads itself (the policy crate
+//! reads the rest), and the header rules of RFC 9111 it applies.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName};
+
+/// The directives of every `Cache-Control` field of a message, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Directives(Vec<(String, Option<String>)>);
+
+impl Directives {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut directives = Vec::new();
+        for value in headers.get_all(header::CACHE_CONTROL) {
+            let Ok(value) = value.to_str() else { continue };
+            for item in split_list(value) {
+                let (name, argument) = match item.split_once('=') {
+                    Some((name, argument)) => {
+                        let argument = argument.trim().trim_matches('"').to_owned();
+                        (name, Some(argument))
+                    }
+                    None => (item, None),
+                };
+                let name = name.trim().to_ascii_lowercase();
+                if !name.is_empty() {
+                    directives.push((name, argument));
+                }
+            }
+        }
+        Self(directives)
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.0.iter().any(|(n, _)| n == name)
+    }
+
+    /// A directive that must appear with one delta-seconds value:
+    /// `None` when absent, `Some(None)` when its value is missing, not a
+    /// number, or given twice differently (RFC 9111 §4.2.1: invalid).
+    pub(crate) fn single(&self, name: &str) -> Option<Option<u64>> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, argument)| argument);
+        let first = values.next()?;
+        if values.any(|other| other != first) {
+            return Some(None);
+        }
+        Some(first.as_deref().and_then(|argument| {
+            (!argument.is_empty() && argument.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| argument.parse().unwrap_or(u64::from(u32::MAX)))
+        }))
+    }
+
+    /// The field names a qualified directive lists (`private="set-cookie"`).
+    pub(crate) fn fields(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, argument)| argument.as_deref())
+            .flat_map(|argument| argument.split(','))
+            .map(|field| field.trim().to_ascii_lowercase())
+            .filter(|field| !field.is_empty())
+            .collect()
+    }
+}
+
+/// Splits a comma-separated list, keeping commas inside quoted strings.
+pub(crate) fn split_list(value: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                items.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(value[start..].trim());
+    items.retain(|item| !item.is_empty());
+    items
+}
+
+/// Hop-by-hop fields: they describe one connection and are neither stored
+/// nor forwarded (RFC 9110 §7.6.1), with every field `Connection` names.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(split_list)
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+/// The fields a response's `Vary` names, lower-cased, in order; `None` for
+/// `Vary: *`, which no request matches.
+pub(crate) fn vary_fields(headers: &HeaderMap) -> Option<Vec<String>> {
+    let mut fields = Vec::new();
+    for value in headers.get_all(header::VARY) {
+        for field in String::from_utf8_lossy(value.as_bytes()).split(',') {
+            let field = field.trim().to_ascii_lowercase();
+            if field == "*" {
+                return None;
+            }
+            if !field.is_empty() && !fields.contains(&field) {
+                fields.push(field);
+            }
+        }
+    }
+    Some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append(header::CACHE_CONTROL, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn directives_across_fields_with_quoted_lists() {
+        let cc = Directives::of(&headers(&[
+            r#"Max-Age=60, private="set-cookie, x-a""#,
+            "stale-while-revalidate=30",
+        ]));
+        assert_eq!(cc.single("max-age"), Some(Some(60)));
+        assert_eq!(cc.single("stale-while-revalidate"), Some(Some(30)));
+        assert_eq!(cc.single("s-maxage"), None);
+        assert_eq!(cc.fields("private"), ["set-cookie", "x-a"]);
+        assert!(!cc.has("no-store"));
+    }
+
+    #[test]
+    fn hop_by_hop_fields_and_those_connection_names_go() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, "close, x-conn".parse().unwrap());
+        headers.insert("x-conn", "1".parse().unwrap());
+        headers.insert("keep-alive", "timeout=5".parse().unwrap());
+        headers.insert("x-end", "1".parse().unwrap());
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(
+            headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            ["x-end"]
+        );
+    }
+
+    #[test]
+    fn vary_star_matches_nothing() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::VARY, "Accept, accept-encoding".parse().unwrap());
+        assert_eq!(
+            vary_fields(&headers).unwrap(),
+            ["accept", "accept-encoding"]
+        );
+        headers.append(header::VARY, "*".parse().unwrap());
+        assert_eq!(vary_fields(&headers), None);
+    }
+}

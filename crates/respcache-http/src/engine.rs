@@ -1,0 +1,994 @@
+//! The RFC 9111 engine: lookup, freshness, revalidation, storing,
+//! invalidation, stale serving and request coalescing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Request, Response, StatusCode, request, response};
+use respcache_core::BoxError;
+use respcache_core::http_cache_semantics::CacheOptions;
+use respcache_core::{CachePolicy, abbreviate_key};
+use tokio::sync::watch;
+use url::Url;
+
+use crate::body::{self, CacheBody, Guarded};
+use crate::conditional;
+use crate::directives::{Directives, remove_hop_by_hop};
+use crate::freshness::{self, Freshness};
+use crate::metrics::{Metrics, MetricsSnapshot};
+use crate::options::{CacheMode, Options, absolute_url};
+use crate::origin::Origin;
+use crate::status::{CacheStatus, Forward};
+use crate::storage::{PutFailed, Storage, Stored};
+use crate::vary::{self, VaryIndex};
+
+/// An HTTP cache: the RFC 9111 rules over a [`Storage`].
+///
+/// Cloning is cheap and clones share everything (storage, in-flight
+/// requests, metrics).
+#[derive(Debug)]
+pub struct HttpCache<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for HttpCache<S> {
+    fn clone(&self) -> Self {
+        Self {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Shared<S> {
+    storage: S,
+    options: Options,
+    /// Keys with a request on its way to the origin, and how to wait for it.
+    in_flight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    /// Keys with a background revalidation under way.
+    revalidating: Mutex<HashSet<String>>,
+    metrics: Metrics,
+}
+
+/// What a lookup found.
+enum Lookup {
+    Miss {
+        why: Forward,
+        index: Option<VaryIndex>,
+    },
+    Found {
+        key: String,
+        stored: Stored,
+        index: Option<VaryIndex>,
+    },
+}
+
+/// A request on its way to the origin that others may wait for. Dropping
+/// it (when the response is stored, or turned out not to be storable)
+/// wakes them.
+struct Flight {
+    in_flight: Arc<dyn Fn() + Send + Sync>,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        (self.in_flight)();
+    }
+}
+
+enum Role {
+    Leader(Flight),
+    Follower(watch::Receiver<()>),
+}
+
+impl<S: Storage> HttpCache<S> {
+    /// A cache over `storage` with `options`.
+    pub fn new(storage: S, options: Options) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                storage,
+                options,
+                in_flight: Mutex::new(HashMap::new()),
+                revalidating: Mutex::new(HashSet::new()),
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    /// The options this cache was made with.
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    /// The storage this cache uses.
+    pub fn storage(&self) -> &S {
+        &self.shared.storage
+    }
+
+    /// Counters of what the cache has done so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.shared.metrics.snapshot()
+    }
+
+    /// Answers `request`, from the cache where the rules allow and from
+    /// `origin` where they do not. Every response carries a `Cache-Status`
+    /// member. A cache failure never fails the request: it is logged and
+    /// the origin answers. The error is the origin's, when it could not be
+    /// reached and nothing stored may stand in for it.
+    pub async fn handle<O, ReqB>(
+        &self,
+        request: Request<ReqB>,
+        origin: O,
+    ) -> Result<Response<CacheBody>, BoxError>
+    where
+        O: Origin<ReqB>,
+        ReqB: Default + Send + 'static,
+    {
+        let (parts, body) = request.into_parts();
+        let mode = parts
+            .extensions
+            .get::<CacheMode>()
+            .copied()
+            .unwrap_or(self.shared.options.mode);
+        let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+        if mode == CacheMode::NoStore || !readable {
+            let why = if readable {
+                Forward::Bypass
+            } else {
+                Forward::Method
+            };
+            return self.pass(parts, body, origin, why).await;
+        }
+        let key = (self.shared.options.key)(&parts);
+        let mut body = Some(body);
+        let mut collapsed = false;
+        loop {
+            let now = SystemTime::now();
+            let lookup = self.lookup(&key, &parts).await;
+            let (why, prior, index) = match lookup {
+                Lookup::Miss { why, index } => (why, None, index),
+                Lookup::Found {
+                    key: found_key,
+                    stored,
+                    index,
+                } => match self.choose(&parts, mode, &stored, now) {
+                    Choice::Serve => {
+                        self.shared.metrics.hit();
+                        let ttl = self.freshness(&stored.head, now).ttl_seconds();
+                        let mut status = CacheStatus::hit(ttl);
+                        status.collapsed = collapsed;
+                        return Ok(self.serve(&parts, stored, status, now, false));
+                    }
+                    Choice::ServeStale => {
+                        self.shared.metrics.stale();
+                        let ttl = self.freshness(&stored.head, now).ttl_seconds();
+                        self.revalidate_in_background(&parts, &found_key, &stored, origin.clone());
+                        return Ok(self.serve(&parts, stored, CacheStatus::hit(ttl), now, false));
+                    }
+                    Choice::Unsatisfiable => return Ok(gateway_timeout(&self.shared.options)),
+                    Choice::Forward(why) => (why, Some((found_key, stored)), index),
+                    Choice::Revalidate => (Forward::Stale, Some((found_key, stored)), index),
+                },
+            };
+            if mode == CacheMode::OnlyIfCached || only_if_cached(&parts) {
+                return Ok(gateway_timeout(&self.shared.options));
+            }
+            let flight = if collapsed || !self.may_collapse(&parts, mode) {
+                None
+            } else {
+                match self.join_or_lead(&key) {
+                    Role::Leader(flight) => Some(flight),
+                    Role::Follower(mut done) => {
+                        self.shared.metrics.coalesced();
+                        drop(prior);
+                        let _ = done.changed().await;
+                        collapsed = true;
+                        continue;
+                    }
+                }
+            };
+            let body = body.take().unwrap_or_default();
+            let response = match prior {
+                Some((found_key, stored)) if why == Forward::Stale => {
+                    self.revalidate(parts, body, origin, found_key, stored, index, flight, now)
+                        .await?
+                }
+                _ => {
+                    self.fetch(parts, body, origin, key, why, index, flight, mode, now)
+                        .await?
+                }
+            };
+            return Ok(response);
+        }
+    }
+
+    /// Forwards a request the cache does not answer, and invalidates what a
+    /// successful unsafe method changed.
+    async fn pass<O, ReqB>(
+        &self,
+        parts: request::Parts,
+        body: ReqB,
+        mut origin: O,
+        why: Forward,
+    ) -> Result<Response<CacheBody>, BoxError>
+    where
+        O: Origin<ReqB>,
+    {
+        let method = parts.method.clone();
+        let request_url = absolute_url(&parts);
+        let host = parts.headers.get(header::HOST).cloned();
+        let mut response = origin.send(Request::from_parts(parts, body)).await?;
+        self.shared.metrics.miss();
+        if !method.is_safe()
+            && (response.status().is_success() || response.status().is_redirection())
+        {
+            self.invalidate(&request_url, host, response.headers())
+                .await;
+        }
+        let mut status = CacheStatus::forward(why);
+        status.fwd_status = Some(response.status().as_u16());
+        self.add_status(response.headers_mut(), &status);
+        Ok(response)
+    }
+
+    /// Removes the stored `GET` entries for the request URL and for the
+    /// same-origin URLs in `Location` and `Content-Location`.
+    async fn invalidate(&self, request_url: &str, host: Option<HeaderValue>, headers: &HeaderMap) {
+        let Ok(base) = Url::parse(request_url) else {
+            return;
+        };
+        let mut urls = vec![base.clone()];
+        for name in [header::LOCATION, header::CONTENT_LOCATION] {
+            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            if let Ok(url) = base.join(value)
+                && url.origin() == base.origin()
+            {
+                urls.push(url);
+            }
+        }
+        for url in urls {
+            let mut builder = Request::get(url.as_str());
+            if let Some(host) = &host {
+                builder = builder.header(header::HOST, host.clone());
+            }
+            let Ok(request) = builder.body(()) else {
+                continue;
+            };
+            let key = (self.shared.options.key)(&request.into_parts().0);
+            if let Err(error) = self.shared.storage.delete(&key).await {
+                tracing::warn!(key = %abbreviate_key(&key), %error, "invalidating a stored entry failed");
+            }
+        }
+    }
+
+    /// Finds the stored entry for `key`, following a `Vary` index to the
+    /// variant that matches `parts`.
+    async fn lookup(&self, key: &str, parts: &request::Parts) -> Lookup {
+        let stored = match self.shared.storage.get(key).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => {
+                tracing::debug!(key = %abbreviate_key(key), "nothing stored");
+                return Lookup::Miss {
+                    why: Forward::UriMiss,
+                    index: None,
+                };
+            }
+            Err(error) => {
+                self.shared.metrics.error();
+                tracing::warn!(key = %abbreviate_key(key), %error, "cache lookup failed; asking the origin");
+                return Lookup::Miss {
+                    why: Forward::UriMiss,
+                    index: None,
+                };
+            }
+        };
+        let Some(index) = VaryIndex::read(&stored.head) else {
+            return Lookup::Found {
+                key: key.to_owned(),
+                stored,
+                index: None,
+            };
+        };
+        let variant_key = index.variant_key(key, &parts.headers);
+        match self.shared.storage.get(&variant_key).await {
+            Ok(Some(stored)) if VaryIndex::read(&stored.head).is_none() => Lookup::Found {
+                key: variant_key,
+                stored,
+                index: Some(index),
+            },
+            Ok(_) => Lookup::Miss {
+                why: Forward::VaryMiss,
+                index: Some(index),
+            },
+            Err(error) => {
+                self.shared.metrics.error();
+                tracing::warn!(key = %abbreviate_key(&variant_key), %error, "cache lookup failed; asking the origin");
+                Lookup::Miss {
+                    why: Forward::VaryMiss,
+                    index: Some(index),
+                }
+            }
+        }
+    }
+
+    fn freshness(&self, head: &response::Parts, now: SystemTime) -> Freshness {
+        let options = &self.shared.options;
+        Freshness::of(head, options.shared, options.heuristic_fraction, now)
+    }
+
+    /// Decides what to do with a stored entry for this request (RFC 9111
+    /// §4.2 and §5.2.1, and the mode).
+    fn choose(
+        &self,
+        parts: &request::Parts,
+        mode: CacheMode,
+        stored: &Stored,
+        now: SystemTime,
+    ) -> Choice {
+        let options = &self.shared.options;
+        let freshness = self.freshness(&stored.head, now);
+        let within_cap = options.max_ttl.is_none_or(|cap| freshness.age < cap);
+        match mode {
+            CacheMode::Reload => return Choice::Forward(Forward::Request),
+            CacheMode::NoCache => return Choice::Revalidate,
+            CacheMode::ForceCache | CacheMode::OnlyIfCached | CacheMode::IgnoreRules => {
+                return if within_cap {
+                    Choice::Serve
+                } else {
+                    Choice::Revalidate
+                };
+            }
+            CacheMode::Default | CacheMode::NoStore => {}
+        }
+        let request_cc = Directives::of(&parts.headers);
+        if request_cc.has("no-cache") || pragma_no_cache(&parts.headers) {
+            return Choice::Revalidate;
+        }
+        let max_age = request_cc.single("max-age");
+        let min_fresh = request_cc.single("min-fresh").flatten();
+        let acceptable_age =
+            max_age.is_none_or(|max| max.is_some_and(|max| freshness.age.as_secs() <= max));
+        if freshness.is_fresh()
+            && within_cap
+            && acceptable_age
+            && min_fresh.is_none_or(|min| freshness.ttl_seconds() >= min as i64)
+        {
+            return Choice::Serve;
+        }
+        let may_be_stale = within_cap && may_serve_stale(&stored.head.headers, options.shared);
+        if may_be_stale && !freshness.is_fresh() && acceptable_age {
+            match request_cc.single("max-stale") {
+                Some(Some(max)) if freshness.staleness().as_secs() <= max => return Choice::Serve,
+                _ if request_cc.has("max-stale")
+                    && request_cc.single("max-stale") == Some(None) =>
+                {
+                    return Choice::Serve;
+                }
+                _ => {}
+            }
+        }
+        if only_if_cached(parts) {
+            return Choice::Unsatisfiable;
+        }
+        let asked_for_origin = max_age.is_some() || min_fresh.is_some();
+        if may_be_stale
+            && !asked_for_origin
+            && let Some(Some(window)) =
+                Directives::of(&stored.head.headers).single("stale-while-revalidate")
+            && freshness.staleness() <= Duration::from_secs(window)
+        {
+            return Choice::ServeStale;
+        }
+        Choice::Revalidate
+    }
+
+    fn may_collapse(&self, parts: &request::Parts, mode: CacheMode) -> bool {
+        matches!(
+            mode,
+            CacheMode::Default | CacheMode::ForceCache | CacheMode::IgnoreRules
+        ) && !(self.shared.options.shared && parts.headers.contains_key(header::AUTHORIZATION))
+            && !Directives::of(&parts.headers).has("no-store")
+    }
+
+    fn join_or_lead(&self, key: &str) -> Role {
+        let mut in_flight = lock(&self.shared.in_flight);
+        if let Some(done) = in_flight.get(key) {
+            return Role::Follower(done.clone());
+        }
+        let (done, wait) = watch::channel(());
+        in_flight.insert(key.to_owned(), wait);
+        let shared = Arc::downgrade(&self.shared);
+        let key = key.to_owned();
+        Role::Leader(Flight {
+            in_flight: Arc::new(move || {
+                if let Some(shared) = shared.upgrade() {
+                    lock(&shared.in_flight).remove(&key);
+                }
+            }),
+            _done: done,
+        })
+    }
+
+    /// Goes to the origin for a request the cache could not answer, and
+    /// stores the response where the rules allow.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch<O, ReqB>(
+        &self,
+        parts: request::Parts,
+        body: ReqB,
+        mut origin: O,
+        key: String,
+        why: Forward,
+        index: Option<VaryIndex>,
+        flight: Option<Flight>,
+        mode: CacheMode,
+        now: SystemTime,
+    ) -> Result<Response<CacheBody>, BoxError>
+    where
+        O: Origin<ReqB>,
+    {
+        let client_conditions = conditional::Conditions::take_from(&parts.headers);
+        let mut forward = clone_request_head(&parts);
+        if parts.method == Method::GET {
+            // Ask for the whole response so that it can be stored; the
+            // client's own conditions are answered here afterwards.
+            conditional::strip(&mut forward.headers);
+        }
+        let response = origin.send(Request::from_parts(forward, body)).await?;
+        self.shared.metrics.miss();
+        let mut status = CacheStatus::forward(why);
+        status.fwd_status = Some(response.status().as_u16());
+        let response = self
+            .store(&parts, key, response, index, flight, mode, &mut status, now)
+            .await;
+        Ok(self.finish(&parts, response, &status, client_conditions))
+    }
+
+    /// Revalidates a stale entry with the origin: a `304` refreshes the
+    /// stored head and the stored body is served; anything else replaces
+    /// it, unless it is an error that `stale-if-error` lets the cache hide.
+    #[allow(clippy::too_many_arguments)]
+    async fn revalidate<O, ReqB>(
+        &self,
+        parts: request::Parts,
+        body: ReqB,
+        mut origin: O,
+        key: String,
+        stored: Stored,
+        index: Option<VaryIndex>,
+        flight: Option<Flight>,
+        now: SystemTime,
+    ) -> Result<Response<CacheBody>, BoxError>
+    where
+        O: Origin<ReqB>,
+        ReqB: Default,
+    {
+        self.shared.metrics.revalidation();
+        let client_conditions = conditional::Conditions::take_from(&parts.headers);
+        let mut forward = clone_request_head(&parts);
+        conditional::strip(&mut forward.headers);
+        conditional::add_validators(&mut forward.headers, &stored.head.headers);
+        let stale_if_error = self.stale_if_error(&parts, &stored, now);
+        let response = match origin.send(Request::from_parts(forward, body)).await {
+            Ok(response) => response,
+            Err(error) if stale_if_error || self.may_serve_disconnected(&stored) => {
+                tracing::info!(key = %abbreviate_key(&key), %error, "origin unreachable; serving stale");
+                self.shared.metrics.stale();
+                let mut status = CacheStatus::forward(Forward::Stale);
+                status.ttl = Some(self.freshness(&stored.head, now).ttl_seconds());
+                return Ok(self.serve(&parts, stored, status, now, false));
+            }
+            Err(error) => return Err(error),
+        };
+        let mut status = CacheStatus::forward(Forward::Stale);
+        status.fwd_status = Some(response.status().as_u16());
+        if response.status().is_server_error() && stale_if_error {
+            self.shared.metrics.stale();
+            status.ttl = Some(self.freshness(&stored.head, now).ttl_seconds());
+            return Ok(self.serve(&parts, stored, status, now, false));
+        }
+        if response.status() == StatusCode::NOT_MODIFIED {
+            let (head, _) = response.into_parts();
+            if conditional::validates(&stored.head.headers, &head.headers) {
+                self.shared.metrics.not_modified();
+                let mut merged = conditional::merge_304(&stored.head, &head.headers);
+                freshness::mark_received(&mut merged.headers, SystemTime::now());
+                let policy = self.policy(&parts, &merged, SystemTime::now());
+                let body = self
+                    .restore(&key, &merged, policy.clone(), stored.body, &parts)
+                    .await;
+                let body = match flight {
+                    Some(flight) => Guarded::wrap(body, flight),
+                    None => body,
+                };
+                status.ttl = Some(self.freshness(&merged, SystemTime::now()).ttl_seconds());
+                let refreshed = Stored {
+                    head: merged,
+                    policy,
+                    body,
+                };
+                return Ok(self.serve(&parts, refreshed, status, SystemTime::now(), true));
+            }
+            // A 304 that matches nothing stored: ask again, unconditionally.
+            drop(stored);
+            let forward = clone_request_head(&parts);
+            let mut forward = forward;
+            conditional::strip(&mut forward.headers);
+            let response = origin
+                .send(Request::from_parts(forward, Default::default()))
+                .await;
+            let response = match response {
+                Ok(response) => response,
+                Err(error) => return Err(error),
+            };
+            status.fwd_status = Some(response.status().as_u16());
+            let response = self
+                .store(
+                    &parts,
+                    key_of_primary(&self.shared.options, &parts),
+                    response,
+                    index,
+                    flight,
+                    CacheMode::Default,
+                    &mut status,
+                    now,
+                )
+                .await;
+            return Ok(self.finish(&parts, response, &status, client_conditions));
+        }
+        drop(stored);
+        let primary = key_of_primary(&self.shared.options, &parts);
+        let response = self
+            .store(
+                &parts,
+                primary,
+                response,
+                index,
+                flight,
+                CacheMode::Default,
+                &mut status,
+                now,
+            )
+            .await;
+        Ok(self.finish(&parts, response, &status, client_conditions))
+    }
+
+    /// The policy of a response to this request.
+    fn policy(
+        &self,
+        parts: &request::Parts,
+        head: &response::Parts,
+        now: SystemTime,
+    ) -> CachePolicy {
+        let options = &self.shared.options;
+        CachePolicy::new_options(
+            &as_get(parts),
+            head,
+            now,
+            CacheOptions {
+                shared: options.shared,
+                cache_heuristic: options.heuristic_fraction,
+                ..CacheOptions::default()
+            },
+        )
+    }
+
+    /// Writes a refreshed head over a stored entry, passing its body
+    /// through the backend again; returns the body for the caller.
+    async fn restore(
+        &self,
+        key: &str,
+        head: &response::Parts,
+        policy: CachePolicy,
+        body: CacheBody,
+        parts: &request::Parts,
+    ) -> CacheBody {
+        let Ok(url) = Url::parse(&absolute_url(parts)) else {
+            return body;
+        };
+        let head = respcache_core::clone_head(head);
+        match self
+            .shared
+            .storage
+            .put(key.to_owned(), head, body, policy, url)
+            .await
+        {
+            Ok(body) => body,
+            Err(PutFailed { error, body }) => {
+                self.shared.metrics.error();
+                tracing::warn!(key = %abbreviate_key(key), %error, "refreshing a stored head failed");
+                body.unwrap_or_else(body::empty)
+            }
+        }
+    }
+
+    /// Revalidates `stored` in a task of its own while the stale response
+    /// is served, once per key at a time.
+    fn revalidate_in_background<O, ReqB>(
+        &self,
+        parts: &request::Parts,
+        key: &str,
+        stored: &Stored,
+        origin: O,
+    ) where
+        O: Origin<ReqB>,
+        ReqB: Default + Send + 'static,
+    {
+        if !lock(&self.shared.revalidating).insert(key.to_owned()) {
+            return;
+        }
+        let cache = self.clone();
+        let key = key.to_owned();
+        let mut request = Request::get(parts.uri.clone()).body(ReqB::default());
+        if let Ok(request) = &mut request {
+            *request.headers_mut() = parts.headers.clone();
+            conditional::strip(request.headers_mut());
+            request.headers_mut().remove(header::CACHE_CONTROL);
+            request.headers_mut().remove(header::PRAGMA);
+        }
+        let _ = stored;
+        tokio::spawn(async move {
+            if let Ok(request) = request {
+                let response = cache.handle_revalidation(request, origin).await;
+                if let Err(error) = response {
+                    tracing::info!(key = %abbreviate_key(&key), %error, "background revalidation failed");
+                }
+            }
+            lock(&cache.shared.revalidating).remove(&key);
+        });
+    }
+
+    async fn handle_revalidation<O, ReqB>(
+        &self,
+        request: Request<ReqB>,
+        origin: O,
+    ) -> Result<(), BoxError>
+    where
+        O: Origin<ReqB>,
+        ReqB: Default + Send + 'static,
+    {
+        let mut request = request;
+        request.extensions_mut().insert(CacheMode::NoCache);
+        let response = Box::pin(self.handle(request, origin)).await?;
+        body::drain(response.into_body()).await;
+        Ok(())
+    }
+
+    /// RFC 9111 §4.2.4: a cache that cannot reach the origin may serve
+    /// a stale response unless the response forbids it.
+    fn may_serve_disconnected(&self, stored: &Stored) -> bool {
+        self.shared.options.serve_stale_when_disconnected
+            && may_serve_stale(&stored.head.headers, self.shared.options.shared)
+    }
+
+    fn stale_if_error(&self, parts: &request::Parts, stored: &Stored, now: SystemTime) -> bool {
+        let response_cc = Directives::of(&stored.head.headers);
+        let request_cc = Directives::of(&parts.headers);
+        let window = [
+            response_cc.single("stale-if-error").flatten(),
+            request_cc.single("stale-if-error").flatten(),
+        ]
+        .into_iter()
+        .flatten()
+        .max();
+        match window {
+            Some(window) => {
+                may_serve_stale(&stored.head.headers, self.shared.options.shared)
+                    && self.freshness(&stored.head, now).staleness() <= Duration::from_secs(window)
+            }
+            None => false,
+        }
+    }
+
+    /// Stores `response` where the rules (or the mode) allow, returning the
+    /// response for the caller with a body that is stored as it is read.
+    #[allow(clippy::too_many_arguments)]
+    async fn store(
+        &self,
+        parts: &request::Parts,
+        key: String,
+        response: Response<CacheBody>,
+        index: Option<VaryIndex>,
+        flight: Option<Flight>,
+        mode: CacheMode,
+        status: &mut CacheStatus,
+        now: SystemTime,
+    ) -> Response<CacheBody> {
+        let (mut head, body) = response.into_parts();
+        vary::strip_internal(&mut head.headers);
+        let options = &self.shared.options;
+        let policy = self.policy(parts, &head, now);
+        let storable = parts.method == Method::GET
+            && match mode {
+                CacheMode::IgnoreRules => IGNORE_RULES_STATUSES.contains(&head.status.as_u16()),
+                CacheMode::NoStore => false,
+                _ => storable(parts, &head, options.shared),
+            };
+        if !storable {
+            return Response::from_parts(head, body);
+        }
+        let Some(fields) = crate::directives::vary_fields(&head.headers) else {
+            return Response::from_parts(head, body);
+        };
+        let mut stored_head = response::Parts::clone_from_head(&head);
+        remove_hop_by_hop(&mut stored_head.headers);
+        strip_qualified(&mut stored_head.headers, options.shared);
+        freshness::mark_received(&mut stored_head.headers, now);
+        let Ok(url) = Url::parse(&absolute_url(parts)) else {
+            return Response::from_parts(head, body);
+        };
+        let store_key = if fields.is_empty() {
+            key
+        } else {
+            let index = VaryIndex::for_fields(fields, index);
+            if index.is_new {
+                let marker = index.marker_head();
+                let written = match self
+                    .shared
+                    .storage
+                    .put(
+                        key.clone(),
+                        marker,
+                        body::empty(),
+                        policy.clone(),
+                        url.clone(),
+                    )
+                    .await
+                {
+                    Ok(done) => body::drain(done).await,
+                    Err(failed) => {
+                        tracing::warn!(key = %abbreviate_key(&key), error = %failed.error, "storing a Vary index failed");
+                        false
+                    }
+                };
+                if !written {
+                    self.shared.metrics.error();
+                    return Response::from_parts(head, body);
+                }
+            }
+            index.variant_key(&key, &parts.headers)
+        };
+        let body = match self
+            .shared
+            .storage
+            .put(store_key.clone(), stored_head, body, policy, url)
+            .await
+        {
+            Ok(body) => {
+                self.shared.metrics.store();
+                status.stored = true;
+                body
+            }
+            Err(PutFailed {
+                error,
+                body: Some(body),
+            }) => {
+                self.shared.metrics.error();
+                tracing::warn!(key = %abbreviate_key(&store_key), %error, "storing a response failed; passing it through");
+                body
+            }
+            Err(PutFailed { error, body: None }) => {
+                self.shared.metrics.error();
+                tracing::error!(key = %abbreviate_key(&store_key), %error, "the backend failed after taking the body");
+                body::full(bytes::Bytes::new())
+            }
+        };
+        let body = match flight {
+            Some(flight) => Guarded::wrap(body, flight),
+            None => body,
+        };
+        Response::from_parts(head, body)
+    }
+
+    /// The last touches on a response from the origin: `Cache-Status`, and
+    /// the client's own conditions answered.
+    fn finish(
+        &self,
+        parts: &request::Parts,
+        response: Response<CacheBody>,
+        status: &CacheStatus,
+        conditions: conditional::Conditions,
+    ) -> Response<CacheBody> {
+        let (mut head, body) = response.into_parts();
+        self.add_status(&mut head.headers, status);
+        if head.status == StatusCode::OK
+            && parts.method == Method::GET
+            && conditions.not_modified(&head.headers)
+        {
+            // The body still has to be read for the store to complete.
+            tokio::spawn(body::drain(body));
+            return Response::from_parts(conditional::not_modified_head(&head), body::empty());
+        }
+        Response::from_parts(head, body)
+    }
+
+    /// A response from storage.
+    /// `must_read` says the body is being stored as it is read, so a
+    /// response without one still reads it to its end.
+    fn serve(
+        &self,
+        parts: &request::Parts,
+        stored: Stored,
+        status: CacheStatus,
+        now: SystemTime,
+        must_read: bool,
+    ) -> Response<CacheBody> {
+        let age = self.freshness(&stored.head, now).age.as_secs();
+        let Stored { mut head, body, .. } = stored;
+        remove_hop_by_hop(&mut head.headers);
+        vary::strip_internal(&mut head.headers);
+        head.headers.insert(header::AGE, HeaderValue::from(age));
+        self.add_status(&mut head.headers, &status);
+        let conditions = conditional::Conditions::take_from(&parts.headers);
+        let head = if conditions.not_modified(&head.headers) && head.status == StatusCode::OK {
+            conditional::not_modified_head(&head)
+        } else if parts.method == Method::HEAD {
+            head
+        } else {
+            return Response::from_parts(head, body);
+        };
+        if must_read {
+            tokio::spawn(body::drain(body));
+        }
+        Response::from_parts(head, body::empty())
+    }
+
+    fn add_status(&self, headers: &mut HeaderMap, status: &CacheStatus) {
+        headers.append(
+            HeaderName::from_static("cache-status"),
+            status.to_header(&self.shared.options.cache_name),
+        );
+    }
+}
+
+enum Choice {
+    Serve,
+    ServeStale,
+    Revalidate,
+    Forward(Forward),
+    Unsatisfiable,
+}
+
+/// The statuses `IgnoreRules` stores.
+const IGNORE_RULES_STATUSES: &[u16] = &[200, 203, 300, 301, 308, 404, 410];
+
+/// Statuses the cache understands, for `must-understand`.
+const UNDERSTOOD_STATUSES: &[u16] = &[
+    200, 203, 204, 300, 301, 302, 303, 307, 308, 404, 405, 410, 414, 501,
+];
+
+/// Statuses a response may be stored for with no explicit freshness
+/// (RFC 9110 §15.1), partial content aside.
+const HEURISTIC_STATUSES: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// RFC 9111 §3: whether a response to a `GET` may be stored. Partial
+/// (`206`) and `304` responses are not stored: this cache keeps whole
+/// responses only.
+fn storable(parts: &request::Parts, head: &response::Parts, shared: bool) -> bool {
+    let status = head.status.as_u16();
+    if status < 200 || status == 206 || status == 304 {
+        return false;
+    }
+    let request_cc = Directives::of(&parts.headers);
+    let cc = Directives::of(&head.headers);
+    if request_cc.has("no-store") {
+        return false;
+    }
+    if cc.has("must-understand") {
+        if !UNDERSTOOD_STATUSES.contains(&status) {
+            return false;
+        }
+    } else if cc.has("no-store") {
+        return false;
+    }
+    if shared && cc.has("private") && cc.fields("private").is_empty() {
+        return false;
+    }
+    if shared
+        && parts.headers.contains_key(header::AUTHORIZATION)
+        && !(cc.has("public") || cc.has("must-revalidate") || cc.has("s-maxage"))
+    {
+        return false;
+    }
+    cc.has("public")
+        || (!shared && cc.has("private"))
+        || head.headers.contains_key(header::EXPIRES)
+        || cc.has("max-age")
+        || (shared && cc.has("s-maxage"))
+        || HEURISTIC_STATUSES.contains(&status)
+}
+
+/// Removes the fields a `private="…"` (shared caches) or `no-cache="…"`
+/// directive names: they may not be served from storage without the origin.
+fn strip_qualified(headers: &mut HeaderMap, shared: bool) {
+    let cc = Directives::of(headers);
+    let mut fields = cc.fields("no-cache");
+    if shared {
+        fields.extend(cc.fields("private"));
+    }
+    for field in fields {
+        if let Ok(name) = HeaderName::from_bytes(field.as_bytes()) {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Whether a stale response may be served at all: `must-revalidate`
+/// (and, in a shared cache, `proxy-revalidate` and `s-maxage`) forbid it.
+fn may_serve_stale(headers: &HeaderMap, shared: bool) -> bool {
+    let cc = Directives::of(headers);
+    !cc.has("must-revalidate")
+        && !cc.has("no-cache")
+        && !(shared && (cc.has("proxy-revalidate") || cc.has("s-maxage")))
+}
+
+fn only_if_cached(parts: &request::Parts) -> bool {
+    Directives::of(&parts.headers).has("only-if-cached")
+}
+
+fn pragma_no_cache(headers: &HeaderMap) -> bool {
+    !headers.contains_key(header::CACHE_CONTROL)
+        && headers
+            .get_all(header::PRAGMA)
+            .iter()
+            .any(|v| v.as_bytes().eq_ignore_ascii_case(b"no-cache"))
+}
+
+fn gateway_timeout(options: &Options) -> Response<CacheBody> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    response.headers_mut().insert(
+        HeaderName::from_static("cache-status"),
+        CacheStatus::default().to_header(&options.cache_name),
+    );
+    response
+}
+
+/// The request as the `GET` it is looked up as (a `HEAD` uses a stored
+/// `GET`).
+fn as_get(parts: &request::Parts) -> Request<()> {
+    let mut request = Request::new(());
+    *request.method_mut() = if parts.method == Method::HEAD {
+        Method::GET
+    } else {
+        parts.method.clone()
+    };
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+fn key_of_primary(options: &Options, parts: &request::Parts) -> String {
+    (options.key)(parts)
+}
+
+/// A copy of a request head (extensions aside) to send on.
+fn clone_request_head(parts: &request::Parts) -> request::Parts {
+    let mut request = Request::new(());
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.version_mut() = parts.version;
+    *request.headers_mut() = parts.headers.clone();
+    request.into_parts().0
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+trait CloneFromHead {
+    fn clone_from_head(head: &Self) -> Self;
+}
+
+impl CloneFromHead for response::Parts {
+    fn clone_from_head(head: &Self) -> Self {
+        respcache_core::clone_head(head)
+    }
+}

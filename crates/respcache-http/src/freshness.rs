@@ -1,0 +1,234 @@
+//! Freshness and age, computed from the stored head as RFC 9111 §4.2 says
+//! (the policy crate's reading is laxer: it takes the first of several
+//! `Age` values, reads directives case-sensitively, and refuses freshness
+//! to `Set-Cookie` responses in shared caches).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::header::{self, HeaderValue};
+use http::{HeaderMap, response};
+
+use crate::directives::Directives;
+
+/// When the cache received the response, as milliseconds since the epoch;
+/// kept in the stored head and never sent to clients.
+pub(crate) const RECEIVED_FIELD: &str = "respcache-received";
+
+/// Statuses a cache may give heuristic freshness (RFC 9110 §15.1).
+const HEURISTIC_STATUSES: &[u16] = &[200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+
+/// The freshness of a stored response at one moment.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Freshness {
+    pub(crate) lifetime: Duration,
+    pub(crate) age: Duration,
+}
+
+impl Freshness {
+    /// Computes freshness of `head` at `now`.
+    pub(crate) fn of(
+        head: &response::Parts,
+        shared: bool,
+        heuristic: f32,
+        now: SystemTime,
+    ) -> Self {
+        let headers = &head.headers;
+        let received = received(headers).unwrap_or(now);
+        let date = single_date(headers, header::DATE)
+            .flatten()
+            .unwrap_or(received);
+        let cc = Directives::of(headers);
+        let lifetime = lifetime(head, &cc, shared, heuristic, date);
+        // RFC 9111 §4.2.3, taking the response delay as nil.
+        let apparent = received.duration_since(date).unwrap_or_default();
+        let initial = match age_value(headers) {
+            Some(age) => apparent.max(age),
+            // An invalid Age makes the response stale (RFC 9111 §5.1).
+            None => {
+                return Self {
+                    lifetime,
+                    age: lifetime.max(Duration::from_secs(1)),
+                };
+            }
+        };
+        let resident = now.duration_since(received).unwrap_or_default();
+        Self {
+            lifetime,
+            age: initial + resident,
+        }
+    }
+
+    pub(crate) fn is_fresh(&self) -> bool {
+        self.lifetime > self.age
+    }
+
+    /// Seconds of freshness left, negative when stale.
+    pub(crate) fn ttl_seconds(&self) -> i64 {
+        self.lifetime.as_secs() as i64 - self.age.as_secs() as i64
+    }
+
+    /// How far past its lifetime the response is.
+    pub(crate) fn staleness(&self) -> Duration {
+        self.age.saturating_sub(self.lifetime)
+    }
+}
+
+/// Records in a head about to be stored when it was received.
+pub(crate) fn mark_received(headers: &mut HeaderMap, now: SystemTime) {
+    let millis = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    headers.insert(RECEIVED_FIELD, HeaderValue::from(millis as u64));
+}
+
+fn received(headers: &HeaderMap) -> Option<SystemTime> {
+    let millis: u64 = headers.get(RECEIVED_FIELD)?.to_str().ok()?.parse().ok()?;
+    UNIX_EPOCH.checked_add(Duration::from_millis(millis))
+}
+
+/// The freshness lifetime (RFC 9111 §4.2.1): `s-maxage` in a shared
+/// cache, then `max-age`, then `Expires` − `Date`, then a heuristic.
+fn lifetime(
+    head: &response::Parts,
+    cc: &Directives,
+    shared: bool,
+    heuristic: f32,
+    date: SystemTime,
+) -> Duration {
+    if cc.has("no-cache") && cc.fields("no-cache").is_empty() {
+        return Duration::ZERO;
+    }
+    if shared && let Some(directive) = cc.single("s-maxage") {
+        return directive.map_or(Duration::ZERO, Duration::from_secs);
+    }
+    if let Some(directive) = cc.single("max-age") {
+        return directive.map_or(Duration::ZERO, Duration::from_secs);
+    }
+    match single_date(&head.headers, header::EXPIRES) {
+        Some(Some(expires)) => return expires.duration_since(date).unwrap_or_default(),
+        // An invalid Expires, or several, means already expired.
+        Some(None) => return Duration::ZERO,
+        None => {}
+    }
+    let may_guess = HEURISTIC_STATUSES.contains(&head.status.as_u16()) || cc.has("public");
+    match single_date(&head.headers, header::LAST_MODIFIED) {
+        Some(Some(modified)) if may_guess => {
+            let since = date.duration_since(modified).unwrap_or_default();
+            since.mul_f32(heuristic.clamp(0.0, 1.0))
+        }
+        _ => Duration::ZERO,
+    }
+}
+
+/// The `Age` value, or `None` when it is invalid: anything but one
+/// non-negative integer (several lines, a list, a fraction, a sign).
+fn age_value(headers: &HeaderMap) -> Option<Duration> {
+    let mut values = headers.get_all(header::AGE).iter();
+    let Some(value) = values.next() else {
+        return Some(Duration::ZERO);
+    };
+    if values.next().is_some() {
+        return None;
+    }
+    let text = value.to_str().ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Larger than any real age: the most the RFC asks a cache to count.
+    Some(Duration::from_secs(
+        text.parse().unwrap_or(u64::from(u32::MAX)),
+    ))
+}
+
+/// A date field: `None` when absent, `Some(None)` when present but not one
+/// valid HTTP-date.
+fn single_date(headers: &HeaderMap, name: header::HeaderName) -> Option<Option<SystemTime>> {
+    let mut values = headers.get_all(name).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return Some(None);
+    }
+    Some(
+        value
+            .to_str()
+            .ok()
+            .and_then(|v| httpdate::parse_http_date(v.trim()).ok()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(pairs: &[(&'static str, &str)]) -> response::Parts {
+        let mut head = http::Response::new(()).into_parts().0;
+        for (name, value) in pairs {
+            head.headers.append(*name, value.parse().unwrap());
+        }
+        head
+    }
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn fresh_at(pairs: &[(&'static str, &str)], now: u64) -> Freshness {
+        let mut head = head(pairs);
+        mark_received(&mut head.headers, at(1_000_000));
+        Freshness::of(&head, true, 0.1, at(now))
+    }
+
+    #[test]
+    fn max_age_counts_from_receipt_plus_age() {
+        let f = fresh_at(&[("cache-control", "max-age=60"), ("age", "20")], 1_000_030);
+        assert_eq!((f.lifetime.as_secs(), f.age.as_secs()), (60, 50));
+        assert!(f.is_fresh());
+        assert_eq!(f.ttl_seconds(), 10);
+        assert!(!fresh_at(&[("cache-control", "max-age=60"), ("age", "20")], 1_000_041).is_fresh());
+    }
+
+    #[test]
+    fn invalid_or_repeated_age_is_stale() {
+        for age in ["1.5", "-1", "0, 0", "abc", "10 x"] {
+            let f = fresh_at(
+                &[("cache-control", "max-age=3600"), ("age", age)],
+                1_000_000,
+            );
+            assert!(!f.is_fresh(), "Age: {age}");
+        }
+        let twice = fresh_at(
+            &[
+                ("cache-control", "max-age=3600"),
+                ("age", "0"),
+                ("age", "0"),
+            ],
+            1_000_000,
+        );
+        assert!(!twice.is_fresh());
+    }
+
+    #[test]
+    fn s_maxage_wins_in_shared_caches_and_directives_ignore_case() {
+        let f = fresh_at(&[("cache-control", "MAX-AGE=10, S-MAXAGE=100")], 1_000_050);
+        assert_eq!(f.lifetime.as_secs(), 100);
+        assert!(!fresh_at(&[("cache-control", "max-age=100, No-Cache")], 1_000_001).is_fresh());
+    }
+
+    #[test]
+    fn expires_counts_from_date_and_invalid_expires_is_stale() {
+        let date = httpdate::fmt_http_date(at(1_000_000));
+        let expires = httpdate::fmt_http_date(at(1_000_100));
+        let f = fresh_at(&[("date", &date), ("expires", &expires)], 1_000_050);
+        assert_eq!(f.lifetime.as_secs(), 100);
+        assert!(!fresh_at(&[("date", &date), ("expires", "0")], 1_000_000).is_fresh());
+    }
+
+    #[test]
+    fn heuristic_freshness_is_a_fraction_of_the_time_since_modification() {
+        let date = httpdate::fmt_http_date(at(1_000_000));
+        let modified = httpdate::fmt_http_date(at(999_000));
+        let f = fresh_at(&[("date", &date), ("last-modified", &modified)], 1_000_000);
+        assert_eq!(f.lifetime.as_secs(), 100);
+    }
+}

@@ -1,0 +1,79 @@
+//! respcache's HTTP caching engine: the rules of RFC 9111 over any
+//! respcache backend, for a client (a private cache) or in front of a
+//! service (a shared one), and a tower `Layer` that puts it around any
+//! `Service`.
+//!
+//! What it does, per request:
+//! - serves fresh stored responses with a correct `Age`, and answers the
+//!   client's own `If-None-Match` / `If-Modified-Since` from them;
+//! - revalidates stale ones with the stored validators, and on `304`
+//!   refreshes the stored head while serving the stored body;
+//! - keeps several `Vary` variants of a URL side by side;
+//! - invalidates stored entries after a successful unsafe method (and the
+//!   same-origin `Location` / `Content-Location`);
+//! - serves stale within `stale-while-revalidate` (revalidating once, in
+//!   the background) and `stale-if-error`, never past `must-revalidate`;
+//! - collapses concurrent misses for one key into one origin request;
+//! - says what it did in an RFC 9211 `Cache-Status` field.
+//!
+//! ```
+//! use std::convert::Infallible;
+//!
+//! use bytes::Bytes;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use respcache_http::{Buffered, CacheLayer, HttpCache, Options};
+//! use tower_layer::Layer;
+//! use tower_service::Service;
+//!
+//! # tokio::runtime::Runtime::new()?.block_on(async {
+//! let dir = tempfile::tempdir()?;
+//! let backend = respcache_cacache::CACacheManager::new(dir.path().into(), true);
+//! let cache = HttpCache::new(Buffered::new(backend), Options::default());
+//!
+//! // Any tower service can be the origin; here, a function.
+//! let origin = tower_util_fn(|_request: Request<Full<Bytes>>| async {
+//!     Ok::<_, Infallible>(
+//!         Response::builder()
+//!             .header("cache-control", "max-age=60")
+//!             .body(Full::new(Bytes::from_static(b"hello")))
+//!             .unwrap(),
+//!     )
+//! });
+//! let mut service = CacheLayer::new(cache).layer(origin);
+//!
+//! for expected in ["fwd=uri-miss; fwd-status=200; stored", "hit"] {
+//!     let request = Request::get("http://example.com/").body(Full::default())?;
+//!     let response = service.call(request).await?;
+//!     let status = response.headers()["cache-status"].to_str()?.to_owned();
+//!     assert_eq!(response.into_body().collect().await?.to_bytes(), "hello");
+//!     assert!(status.contains(expected), "{status}");
+//! }
+//! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+//! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # fn tower_util_fn<F>(f: F) -> respcache_http::FnService<F> { respcache_http::FnService(f) }
+//! ```
+
+mod body;
+mod conditional;
+mod directives;
+mod engine;
+mod freshness;
+mod layer;
+mod metrics;
+mod options;
+mod origin;
+mod status;
+mod storage;
+mod vary;
+
+pub use body::{CacheBody, boxed, empty, full};
+pub use directives::remove_hop_by_hop;
+pub use engine::HttpCache;
+pub use layer::{CacheLayer, CacheService};
+pub use metrics::MetricsSnapshot;
+pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
+pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
+pub use status::{CacheStatus, Forward};
+pub use storage::{Buffered, PutFailed, Storage, Stored, Streaming};

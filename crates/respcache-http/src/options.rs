@@ -1,0 +1,125 @@
+//! How a cache behaves: its mode, its key, its limits.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the engine uses the cache for a request, after the `fetch` API's
+/// cache modes. Set one for the whole cache with [`Options::mode`], or per
+/// request by putting a `CacheMode` into the request's extensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheMode {
+    /// RFC 9111: serve fresh entries, revalidate stale ones, store what the
+    /// rules allow.
+    #[default]
+    Default,
+    /// Neither read nor write the cache.
+    NoStore,
+    /// Always go to the origin, and store the response if it may be stored.
+    Reload,
+    /// Revalidate every stored entry with the origin before using it.
+    NoCache,
+    /// Use any stored entry, fresh or stale; go to the origin only on a miss.
+    ForceCache,
+    /// Use any stored entry, fresh or stale; answer 504 on a miss and never
+    /// contact the origin.
+    OnlyIfCached,
+    /// Store every complete `200`, `203`, `300`, `301`, `308`, `404`, `410`
+    /// response whatever its headers say, and serve stored entries as
+    /// fresh (bounded by [`Options::max_ttl`] when set).
+    IgnoreRules,
+}
+
+/// Derives the cache key of a `GET` or `HEAD` request.
+pub type KeyFn = Arc<dyn Fn(&http::request::Parts) -> String + Send + Sync>;
+
+/// The engine's settings.
+#[derive(Clone)]
+pub struct Options {
+    /// The mode for requests that carry none of their own.
+    pub mode: CacheMode,
+    /// A shared cache (a proxy, a CDN) keeps nothing `private` and nothing
+    /// requested with `Authorization` unless the response allows it; a
+    /// private cache (a client's own) may.
+    pub shared: bool,
+    /// No entry is used without revalidation once it is older than this,
+    /// whatever the response said and in every mode.
+    pub max_ttl: Option<Duration>,
+    /// The largest body the engine stores in a backend that keeps whole
+    /// bodies in memory ([`crate::Buffered`]); larger ones pass through.
+    pub max_buffered_body: usize,
+    /// The name this cache gives itself in `Cache-Status`.
+    pub cache_name: String,
+    /// The key function. The default is the method and the absolute URL,
+    /// with `HEAD` keyed as `GET` so that a stored `GET` answers it.
+    pub key: KeyFn,
+    /// Serve a stale response when the origin cannot be reached at all,
+    /// unless the response forbids it (`must-revalidate`, `no-cache`, and
+    /// in a shared cache `proxy-revalidate` and `s-maxage`), as RFC 9111
+    /// §4.2.4 allows a disconnected cache. `5xx` answers are served stale
+    /// only within `stale-if-error`.
+    pub serve_stale_when_disconnected: bool,
+    /// Heuristic freshness, as a fraction of the time since
+    /// `Last-Modified`, for responses that state no lifetime.
+    pub heuristic_fraction: f32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            mode: CacheMode::Default,
+            shared: true,
+            max_ttl: None,
+            max_buffered_body: 64 * 1024 * 1024,
+            cache_name: "respcache".to_owned(),
+            key: Arc::new(default_key),
+            heuristic_fraction: 0.1,
+            serve_stale_when_disconnected: true,
+        }
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("mode", &self.mode)
+            .field("shared", &self.shared)
+            .field("max_ttl", &self.max_ttl)
+            .field("max_buffered_body", &self.max_buffered_body)
+            .field("cache_name", &self.cache_name)
+            .field("heuristic_fraction", &self.heuristic_fraction)
+            .field(
+                "serve_stale_when_disconnected",
+                &self.serve_stale_when_disconnected,
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default key: `GET:` and the absolute URL of the request (a `HEAD`
+/// request looks up the stored `GET`).
+pub fn default_key(parts: &http::request::Parts) -> String {
+    let method = if parts.method == http::Method::HEAD {
+        &http::Method::GET
+    } else {
+        &parts.method
+    };
+    format!("{method}:{}", absolute_url(parts))
+}
+
+/// The request's absolute URL: its own when it has one (a client's
+/// request), else `http://` with its `Host` (a request a server received).
+pub fn absolute_url(parts: &http::request::Parts) -> String {
+    let uri = &parts.uri;
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return uri.to_string();
+    }
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("http://{host}{path}")
+}

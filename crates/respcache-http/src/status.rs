@@ -1,0 +1,114 @@
+//! The RFC 9211 `Cache-Status` field: what the cache did for a response.
+
+use std::fmt::Write;
+
+use http::HeaderValue;
+
+/// Why a request went to the origin (RFC 9211 §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// The cache does not handle this request (mode `NoStore`).
+    Bypass,
+    /// The method is not one the cache answers from storage.
+    Method,
+    /// Nothing is stored for the URL.
+    UriMiss,
+    /// Something is stored for the URL, but not for this request's `Vary`
+    /// field values.
+    VaryMiss,
+    /// The request asked for the origin (`no-cache`, `Reload`).
+    Request,
+    /// The stored response was stale.
+    Stale,
+}
+
+impl Forward {
+    fn token(self) -> &'static str {
+        match self {
+            Forward::Bypass => "bypass",
+            Forward::Method => "method",
+            Forward::UriMiss => "uri-miss",
+            Forward::VaryMiss => "vary-miss",
+            Forward::Request => "request",
+            Forward::Stale => "stale",
+        }
+    }
+}
+
+/// One cache's member of the `Cache-Status` list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CacheStatus {
+    /// Served from storage without going to the origin.
+    pub hit: bool,
+    /// Why the origin was asked.
+    pub fwd: Option<Forward>,
+    /// The origin's status, when it was asked.
+    pub fwd_status: Option<u16>,
+    /// The response was stored.
+    pub stored: bool,
+    /// The request waited for another request's origin response.
+    pub collapsed: bool,
+    /// Seconds of freshness left (negative when stale).
+    pub ttl: Option<i64>,
+}
+
+impl CacheStatus {
+    /// A hit with `ttl` seconds of freshness left.
+    pub fn hit(ttl: i64) -> Self {
+        Self {
+            hit: true,
+            ttl: Some(ttl),
+            ..Self::default()
+        }
+    }
+
+    /// A forward for `why`.
+    pub fn forward(why: Forward) -> Self {
+        Self {
+            fwd: Some(why),
+            ..Self::default()
+        }
+    }
+
+    /// The field value for a cache called `name`.
+    pub fn to_header(&self, name: &str) -> HeaderValue {
+        let mut value = name.to_owned();
+        if self.hit {
+            value.push_str("; hit");
+        }
+        if let Some(fwd) = self.fwd {
+            let _ = write!(value, "; fwd={}", fwd.token());
+        }
+        if let Some(status) = self.fwd_status {
+            let _ = write!(value, "; fwd-status={status}");
+        }
+        if self.stored {
+            value.push_str("; stored");
+        }
+        if self.collapsed {
+            value.push_str("; collapsed");
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(value, "; ttl={ttl}");
+        }
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("respcache"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_are_written_in_rfc_9211_syntax() {
+        let mut status = CacheStatus::forward(Forward::Stale);
+        status.fwd_status = Some(304);
+        status.stored = true;
+        status.ttl = Some(60);
+        assert_eq!(
+            status.to_header("respcache"),
+            "respcache; fwd=stale; fwd-status=304; stored; ttl=60"
+        );
+        assert_eq!(CacheStatus::hit(-3).to_header("edge"), "edge; hit; ttl=-3");
+    }
+}

@@ -1,0 +1,142 @@
+//! Several `Vary` variants per URL. The primary key holds an index entry
+//! naming the fields the resource varies on and a random generation; each
+//! variant lives under a secondary key derived from the generation and the
+//! request's values of those fields. Replacing or removing the index (an
+//! unsafe method, a response without `Vary`) retires every variant of the
+//! old generation at once.
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, response};
+use sha2::{Digest, Sha256};
+
+/// The field marking an index entry in storage; never sent to clients,
+/// and removed from origin responses so that none can pose as an index.
+const INDEX_FIELD: &str = "respcache-vary-index";
+
+/// A resource's `Vary` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VaryIndex {
+    fields: Vec<String>,
+    generation: String,
+    /// Made for this store, not read from storage: it must be written.
+    pub(crate) is_new: bool,
+}
+
+impl VaryIndex {
+    /// The index a stored head holds, if it is one.
+    pub(crate) fn read(head: &response::Parts) -> Option<Self> {
+        let generation = head.headers.get(INDEX_FIELD)?.to_str().ok()?.to_owned();
+        let fields = crate::directives::vary_fields(&head.headers)?;
+        Some(Self {
+            fields,
+            generation,
+            is_new: false,
+        })
+    }
+
+    /// The index for a response varying on `fields`: the stored one when it
+    /// names the same fields, else a new generation.
+    pub(crate) fn for_fields(fields: Vec<String>, stored: Option<VaryIndex>) -> Self {
+        match stored {
+            Some(stored) if stored.fields == fields => stored,
+            _ => Self {
+                fields,
+                generation: format!("{:016x}", rand::random::<u64>()),
+                is_new: true,
+            },
+        }
+    }
+
+    /// The head stored under the primary key.
+    pub(crate) fn marker_head(&self) -> response::Parts {
+        let mut head = Response::new(()).into_parts().0;
+        if let Ok(vary) = HeaderValue::from_str(&self.fields.join(", ")) {
+            head.headers.insert(header::VARY, vary);
+        }
+        if let Ok(generation) = HeaderValue::from_str(&self.generation) {
+            head.headers.insert(INDEX_FIELD, generation);
+        }
+        head.headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+        head
+    }
+
+    /// The secondary key of the variant for a request with `headers`.
+    pub(crate) fn variant_key(&self, key: &str, headers: &HeaderMap) -> String {
+        let mut hash = Sha256::new();
+        for field in &self.fields {
+            hash.update(field.as_bytes());
+            // Lines combined and spaces around commas dropped: the same
+            // list written differently selects the same variant.
+            let values: Vec<&[u8]> = headers
+                .get_all(field.as_str())
+                .iter()
+                .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+                .map(|item| item.trim_ascii())
+                .collect();
+            for value in &values {
+                hash.update(b"\x01");
+                hash.update(value);
+            }
+            hash.update(if values.is_empty() { b"\x03" } else { b"\x02" });
+        }
+        let digest = hash.finalize();
+        let hex: String = digest.iter().map(|byte| format!("{byte:02x}")).collect();
+        format!("{key}\nvary:{}:{hex}", self.generation)
+    }
+}
+
+/// Whether `name` is the engine's own storage field.
+pub(crate) fn is_internal(name: &HeaderName) -> bool {
+    name.as_str() == INDEX_FIELD || name.as_str() == crate::freshness::RECEIVED_FIELD
+}
+
+/// Removes the engine's own storage fields (from an origin's response,
+/// or from a stored head before it is served).
+pub(crate) fn strip_internal(headers: &mut HeaderMap) {
+    headers.remove(INDEX_FIELD);
+    headers.remove(crate::freshness::RECEIVED_FIELD);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn variants_differ_by_value_absence_and_generation() {
+        let index = VaryIndex::for_fields(vec!["accept".into()], None);
+        let json = index.variant_key("k", &request(&[("accept", "json")]));
+        let html = index.variant_key("k", &request(&[("accept", "html")]));
+        let none = index.variant_key("k", &request(&[]));
+        let empty = index.variant_key("k", &request(&[("accept", "")]));
+        assert_eq!(
+            json,
+            index.variant_key("k", &request(&[("accept", "json")]))
+        );
+        assert!(json != html && json != none && none != empty);
+        let next = VaryIndex::for_fields(vec!["accept-language".into()], Some(index.clone()));
+        assert!(next.is_new);
+        let again = VaryIndex::for_fields(vec!["accept".into()], Some(index.clone()));
+        assert_eq!(
+            again.variant_key("k", &request(&[("accept", "json")])),
+            json
+        );
+    }
+
+    #[test]
+    fn an_index_reads_back_from_its_marker_head() {
+        let index = VaryIndex::for_fields(vec!["accept".into(), "x-b".into()], None);
+        let read = VaryIndex::read(&index.marker_head()).unwrap();
+        assert_eq!(read.fields, index.fields);
+        assert_eq!(read.generation, index.generation);
+        assert!(!read.is_new);
+    }
+}

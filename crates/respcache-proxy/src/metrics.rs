@@ -1,0 +1,189 @@
+//! The admin endpoint: `GET /metrics` in Prometheus text format.
+
+use std::fmt::Write;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use respcache_core::BoxError;
+use respcache_http::{CacheBody, HttpCache, Storage};
+use tokio::net::TcpListener;
+
+/// Bytes sent to clients, by where they came from, and origin failures.
+#[derive(Debug, Default)]
+pub struct Traffic {
+    hit_bytes: AtomicU64,
+    origin_bytes: AtomicU64,
+    origin_errors: AtomicU64,
+}
+
+impl Traffic {
+    pub fn origin_error(&self) {
+        self.origin_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Wraps a response so that its body's bytes are counted as they go.
+    pub fn count(self: &Arc<Self>, response: Response<CacheBody>) -> Response<Counted> {
+        let hit = response
+            .headers()
+            .get_all("cache-status")
+            .iter()
+            .last()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(';').any(|p| p.trim() == "hit"));
+        let traffic = self.clone();
+        response.map(|inner| Counted {
+            inner,
+            traffic,
+            hit,
+        })
+    }
+}
+
+/// A response body whose bytes are counted into [`Traffic`].
+pub struct Counted {
+    inner: CacheBody,
+    traffic: Arc<Traffic>,
+    hit: bool,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let counter = if self.hit {
+                &self.traffic.hit_bytes
+            } else {
+                &self.traffic.origin_bytes
+            };
+            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the process ends.
+pub async fn serve_admin<S: Storage>(
+    listener: TcpListener,
+    cache: HttpCache<S>,
+    traffic: Arc<Traffic>,
+) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let cache = cache.clone();
+        let traffic = traffic.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let response = if request.uri().path() == "/metrics" {
+                Response::builder()
+                    .header("content-type", "text/plain; version=0.0.4")
+                    .body(respcache_http::full(render(&cache, &traffic)))
+            } else {
+                Response::builder()
+                    .status(StatusCode::NOT_FOUND)
+                    .body(respcache_http::full("see /metrics\n"))
+            };
+            async move { response }
+        });
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The counters in Prometheus text exposition format.
+pub fn render<S: Storage>(cache: &HttpCache<S>, traffic: &Traffic) -> String {
+    let m = cache.metrics();
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let rows: [(&str, &str, u64); 11] = [
+        (
+            "respcache_hits_total",
+            "Responses served fresh from the cache.",
+            m.hits,
+        ),
+        (
+            "respcache_misses_total",
+            "Requests answered by the origin.",
+            m.misses,
+        ),
+        (
+            "respcache_stale_served_total",
+            "Stale responses served (stale-while-revalidate, stale-if-error).",
+            m.stale,
+        ),
+        (
+            "respcache_revalidations_total",
+            "Revalidations sent to the origin.",
+            m.revalidations,
+        ),
+        (
+            "respcache_not_modified_total",
+            "Revalidations answered 304 Not Modified.",
+            m.not_modified,
+        ),
+        (
+            "respcache_coalesced_waits_total",
+            "Requests that waited for another request's origin response.",
+            m.coalesced,
+        ),
+        (
+            "respcache_stores_total",
+            "Responses handed to the backend to store.",
+            m.stores,
+        ),
+        (
+            "respcache_cache_errors_total",
+            "Cache failures that fell back to the origin.",
+            m.errors,
+        ),
+        (
+            "respcache_origin_errors_total",
+            "Requests answered 502 because the origin could not be reached.",
+            load(&traffic.origin_errors),
+        ),
+        (
+            "respcache_hit_bytes_total",
+            "Body bytes sent to clients from the cache.",
+            load(&traffic.hit_bytes),
+        ),
+        (
+            "respcache_origin_bytes_total",
+            "Body bytes sent to clients from the origin.",
+            load(&traffic.origin_bytes),
+        ),
+    ];
+    let mut text = String::new();
+    for (name, help, value) in rows {
+        let _ = writeln!(
+            text,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    text
+}

@@ -1,0 +1,167 @@
+//! Accepting clients, answering them through the cache, and stopping
+//! cleanly on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use respcache_core::BoxError;
+use respcache_http::{CacheBody, HttpCache, Storage};
+use tokio::net::TcpListener;
+
+use crate::args::Args;
+use crate::metrics::{Counted, Traffic};
+use crate::upstream::Upstream;
+
+/// How long open connections get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the proxy until SIGTERM or Ctrl-C.
+pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), BoxError> {
+    let upstream = Upstream::new(&args.upstream).ok_or("--upstream has no host")?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let traffic = Arc::new(Traffic::default());
+    if let Some(admin) = args.admin {
+        let admin = TcpListener::bind(admin)
+            .await
+            .map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
+        tokio::spawn(crate::metrics::serve_admin(
+            admin,
+            cache.clone(),
+            traffic.clone(),
+        ));
+    }
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        upstream = %args.upstream,
+        backend = ?args.backend,
+        dir = %args.dir.display(),
+        "respcache-proxy ready"
+    );
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown_signal());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let cache = cache.clone();
+        let upstream = upstream.clone();
+        let traffic = traffic.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let cache = cache.clone();
+            let upstream = upstream.clone();
+            let traffic = traffic.clone();
+            async move {
+                Ok::<_, std::convert::Infallible>(answer(request, cache, upstream, traffic).await)
+            }
+        });
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: no new connections, letting open ones finish");
+    drop(listener);
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections finished"),
+        () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
+    }
+    Ok(())
+}
+
+/// One request: through the cache to the origin, or a clear `502` when
+/// the origin cannot be reached.
+async fn answer<S: Storage>(
+    request: Request<Incoming>,
+    cache: HttpCache<S>,
+    upstream: Upstream,
+    traffic: Arc<Traffic>,
+) -> Response<Counted> {
+    let method = request.method().clone();
+    let uri = request.uri().clone();
+    let request = request.map(respcache_http::boxed);
+    let response = match cache.handle(request, upstream).await {
+        Ok(response) => response,
+        Err(error) => {
+            traffic.origin_error();
+            tracing::warn!(%method, %uri, error = %error_chain(&*error), "origin unreachable");
+            bad_gateway(&error)
+        }
+    };
+    tracing::debug!(
+        %method,
+        %uri,
+        status = response.status().as_u16(),
+        cache_status = ?response.headers().get("cache-status"),
+        "answered"
+    );
+    traffic.count(response)
+}
+
+fn bad_gateway(error: &BoxError) -> Response<CacheBody> {
+    let mut response = Response::new(respcache_http::full(Bytes::from(format!(
+        "respcache-proxy: the origin could not be reached: {}\n",
+        error_chain(&**error)
+    ))));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// An error and its sources, on one line.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}
