@@ -47,11 +47,16 @@ impl Conditions {
             return tags.iter().any(|tag| tag == "*" || weak(tag) == etag);
         }
         if let Some(since) = self.if_modified_since {
-            let last_modified = headers
-                .get(header::LAST_MODIFIED)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| httpdate::parse_http_date(v).ok());
-            return last_modified.is_some_and(|modified| modified <= since);
+            // Without Last-Modified, a cache compares with the Date the
+            // response was generated (RFC 9111 §4.3.2).
+            let date = |name| {
+                headers
+                    .get(name)
+                    .and_then(|v: &http::HeaderValue| v.to_str().ok())
+                    .and_then(|v| httpdate::parse_http_date(v).ok())
+            };
+            let modified = date(header::LAST_MODIFIED).or_else(|| date(header::DATE));
+            return modified.is_some_and(|modified| modified <= since);
         }
         false
     }
@@ -79,34 +84,12 @@ pub(crate) fn add_validators(headers: &mut HeaderMap, stored: &HeaderMap) {
     }
 }
 
-/// Whether a `304` answering the cache's own revalidation applies to the
-/// stored response: it does unless it names a different entity tag, or
-/// (with no tag) a different `Last-Modified` (RFC 9111 §4.3.4, for a
-/// request that carried this stored response's validators).
-pub(crate) fn validates(stored: &HeaderMap, not_modified: &HeaderMap) -> bool {
-    let text = |headers: &HeaderMap, name| {
-        headers
-            .get(name)
-            .and_then(|v: &http::HeaderValue| v.to_str().ok())
-            .map(|v| v.trim().to_owned())
-    };
-    match (text(stored, header::ETAG), text(not_modified, header::ETAG)) {
-        (Some(old), Some(new)) => return weak(&old) == weak(&new),
-        (None, Some(_)) => return false,
-        _ => {}
-    }
-    match (
-        text(stored, header::LAST_MODIFIED),
-        text(not_modified, header::LAST_MODIFIED),
-    ) {
-        (Some(old), Some(new)) => old == new,
-        _ => true,
-    }
-}
-
 /// Fields a `304` never replaces in a stored head: they describe the
-/// stored body or the connection, not the resource (RFC 9111 §3.2).
+/// stored body or the connection, not the resource (RFC 9111 §3.2); the
+/// entity tag stays the stored body's own.
 const KEPT_FROM_STORED: &[&str] = &[
+    "etag",
+    "content-md5",
     "content-length",
     "content-encoding",
     "content-range",
@@ -204,6 +187,7 @@ mod tests {
             "Mon, 07 Nov 1994 08:00:00 GMT"
         )])));
         assert!(!conditions.not_modified(&HeaderMap::new()));
+        assert!(conditions.not_modified(&headers(&[("date", "Sun, 06 Nov 1994 08:00:00 GMT")])));
     }
 
     #[test]

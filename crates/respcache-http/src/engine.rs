@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode, request, response};
+use http_body::Body as _;
 use respcache_core::BoxError;
 use respcache_core::http_cache_semantics::CacheOptions;
 use respcache_core::{CachePolicy, abbreviate_key};
@@ -20,8 +21,10 @@ use crate::freshness::{self, Freshness};
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::options::{CacheMode, Options, absolute_url};
 use crate::origin::Origin;
+use crate::range::{self, RangeAnswer};
 use crate::status::{CacheStatus, Forward};
 use crate::storage::{PutFailed, Storage, Stored};
+use crate::surrogate::{self, SurrogateControl};
 use crate::vary::{self, VaryIndex};
 
 /// An HTTP cache: the RFC 9111 rules over a [`Storage`].
@@ -60,7 +63,7 @@ enum Lookup {
     },
     Found {
         key: String,
-        stored: Stored,
+        stored: Box<Stored>,
         index: Option<VaryIndex>,
     },
 }
@@ -154,24 +157,38 @@ impl<S: Storage> HttpCache<S> {
                     key: found_key,
                     stored,
                     index,
-                } => match self.choose(&parts, mode, &stored, now) {
-                    Choice::Serve => {
-                        self.shared.metrics.hit();
-                        let ttl = self.freshness(&stored.head, now).ttl_seconds();
-                        let mut status = CacheStatus::hit(ttl);
-                        status.collapsed = collapsed;
-                        return Ok(self.serve(&parts, stored, status, now, false));
+                } => {
+                    let stored = *stored;
+                    match self.choose(&parts, mode, &stored, now) {
+                        Choice::Serve => {
+                            self.shared.metrics.hit();
+                            let ttl = self.freshness(&stored.head, now).ttl_seconds();
+                            let mut status = CacheStatus::hit(ttl);
+                            status.collapsed = collapsed;
+                            return Ok(self.serve(&parts, stored, status, now, false));
+                        }
+                        Choice::ServeStale => {
+                            self.shared.metrics.stale();
+                            let ttl = self.freshness(&stored.head, now).ttl_seconds();
+                            self.revalidate_in_background(
+                                &parts,
+                                &found_key,
+                                &stored,
+                                origin.clone(),
+                            );
+                            return Ok(self.serve(
+                                &parts,
+                                stored,
+                                CacheStatus::hit(ttl),
+                                now,
+                                false,
+                            ));
+                        }
+                        Choice::Unsatisfiable => return Ok(gateway_timeout(&self.shared.options)),
+                        Choice::Forward(why) => (why, Some((found_key, stored)), index),
+                        Choice::Revalidate => (Forward::Stale, Some((found_key, stored)), index),
                     }
-                    Choice::ServeStale => {
-                        self.shared.metrics.stale();
-                        let ttl = self.freshness(&stored.head, now).ttl_seconds();
-                        self.revalidate_in_background(&parts, &found_key, &stored, origin.clone());
-                        return Ok(self.serve(&parts, stored, CacheStatus::hit(ttl), now, false));
-                    }
-                    Choice::Unsatisfiable => return Ok(gateway_timeout(&self.shared.options)),
-                    Choice::Forward(why) => (why, Some((found_key, stored)), index),
-                    Choice::Revalidate => (Forward::Stale, Some((found_key, stored)), index),
-                },
+                }
             };
             if mode == CacheMode::OnlyIfCached || only_if_cached(&parts) {
                 return Ok(gateway_timeout(&self.shared.options));
@@ -220,6 +237,8 @@ impl<S: Storage> HttpCache<S> {
         let method = parts.method.clone();
         let request_url = absolute_url(&parts);
         let host = parts.headers.get(header::HOST).cloned();
+        let mut parts = parts;
+        self.announce(&mut parts.headers);
         let mut response = origin.send(Request::from_parts(parts, body)).await?;
         self.shared.metrics.miss();
         if !method.is_safe()
@@ -290,7 +309,7 @@ impl<S: Storage> HttpCache<S> {
         let Some(index) = VaryIndex::read(&stored.head) else {
             return Lookup::Found {
                 key: key.to_owned(),
-                stored,
+                stored: Box::new(stored),
                 index: None,
             };
         };
@@ -298,7 +317,7 @@ impl<S: Storage> HttpCache<S> {
         match self.shared.storage.get(&variant_key).await {
             Ok(Some(stored)) if VaryIndex::read(&stored.head).is_none() => Lookup::Found {
                 key: variant_key,
-                stored,
+                stored: Box::new(stored),
                 index: Some(index),
             },
             Ok(_) => Lookup::Miss {
@@ -317,8 +336,7 @@ impl<S: Storage> HttpCache<S> {
     }
 
     fn freshness(&self, head: &response::Parts, now: SystemTime) -> Freshness {
-        let options = &self.shared.options;
-        Freshness::of(head, options.shared, options.heuristic_fraction, now)
+        Freshness::of(head, &self.shared.options, now)
     }
 
     /// Decides what to do with a stored entry for this request (RFC 9111
@@ -439,6 +457,7 @@ impl<S: Storage> HttpCache<S> {
             // client's own conditions are answered here afterwards.
             conditional::strip(&mut forward.headers);
         }
+        self.announce(&mut forward.headers);
         let response = origin.send(Request::from_parts(forward, body)).await?;
         self.shared.metrics.miss();
         let mut status = CacheStatus::forward(why);
@@ -473,6 +492,7 @@ impl<S: Storage> HttpCache<S> {
         let mut forward = clone_request_head(&parts);
         conditional::strip(&mut forward.headers);
         conditional::add_validators(&mut forward.headers, &stored.head.headers);
+        self.announce(&mut forward.headers);
         let stale_if_error = self.stale_if_error(&parts, &stored, now);
         let response = match origin.send(Request::from_parts(forward, body)).await {
             Ok(response) => response,
@@ -494,52 +514,25 @@ impl<S: Storage> HttpCache<S> {
         }
         if response.status() == StatusCode::NOT_MODIFIED {
             let (head, _) = response.into_parts();
-            if conditional::validates(&stored.head.headers, &head.headers) {
-                self.shared.metrics.not_modified();
-                let mut merged = conditional::merge_304(&stored.head, &head.headers);
-                freshness::mark_received(&mut merged.headers, SystemTime::now());
-                let policy = self.policy(&parts, &merged, SystemTime::now());
-                let body = self
-                    .restore(&key, &merged, policy.clone(), stored.body, &parts)
-                    .await;
-                let body = match flight {
-                    Some(flight) => Guarded::wrap(body, flight),
-                    None => body,
-                };
-                status.ttl = Some(self.freshness(&merged, SystemTime::now()).ttl_seconds());
-                let refreshed = Stored {
-                    head: merged,
-                    policy,
-                    body,
-                };
-                return Ok(self.serve(&parts, refreshed, status, SystemTime::now(), true));
-            }
-            // A 304 that matches nothing stored: ask again, unconditionally.
-            drop(stored);
-            let forward = clone_request_head(&parts);
-            let mut forward = forward;
-            conditional::strip(&mut forward.headers);
-            let response = origin
-                .send(Request::from_parts(forward, Default::default()))
+            // The 304 answers the validators of this stored response.
+            self.shared.metrics.not_modified();
+            let mut merged = conditional::merge_304(&stored.head, &head.headers);
+            freshness::mark_received(&mut merged.headers, SystemTime::now());
+            let policy = self.policy(&parts, &merged, SystemTime::now());
+            let body = self
+                .restore(&key, &merged, policy.clone(), stored.body, &parts)
                 .await;
-            let response = match response {
-                Ok(response) => response,
-                Err(error) => return Err(error),
+            let body = match flight {
+                Some(flight) => Guarded::wrap(body, flight),
+                None => body,
             };
-            status.fwd_status = Some(response.status().as_u16());
-            let response = self
-                .store(
-                    &parts,
-                    key_of_primary(&self.shared.options, &parts),
-                    response,
-                    index,
-                    flight,
-                    CacheMode::Default,
-                    &mut status,
-                    now,
-                )
-                .await;
-            return Ok(self.finish(&parts, response, &status, client_conditions));
+            status.ttl = Some(self.freshness(&merged, SystemTime::now()).ttl_seconds());
+            let refreshed = Stored {
+                head: merged,
+                policy,
+                body,
+            };
+            return Ok(self.serve(&parts, refreshed, status, SystemTime::now(), true));
         }
         drop(stored);
         let primary = key_of_primary(&self.shared.options, &parts);
@@ -707,7 +700,7 @@ impl<S: Storage> HttpCache<S> {
             && match mode {
                 CacheMode::IgnoreRules => IGNORE_RULES_STATUSES.contains(&head.status.as_u16()),
                 CacheMode::NoStore => false,
-                _ => storable(parts, &head, options.shared),
+                _ => storable(parts, &head, options),
             };
         if !storable {
             return Response::from_parts(head, body);
@@ -753,12 +746,20 @@ impl<S: Storage> HttpCache<S> {
             }
             index.variant_key(&key, &parts.headers)
         };
+        // A server never reads a body that is empty from the start (a 204,
+        // a HEAD), so such a store is completed here.
+        let empty = body.is_end_stream();
         let body = match self
             .shared
             .storage
             .put(store_key.clone(), stored_head, body, policy, url)
             .await
         {
+            Ok(body) if empty => {
+                status.stored = body::drain(body).await;
+                self.shared.metrics.store();
+                body::empty()
+            }
             Ok(body) => {
                 self.shared.metrics.store();
                 status.stored = true;
@@ -829,8 +830,21 @@ impl<S: Storage> HttpCache<S> {
             conditional::not_modified_head(&head)
         } else if parts.method == Method::HEAD {
             head
-        } else {
+        } else if must_read {
             return Response::from_parts(head, body);
+        } else {
+            match range::answer(&parts.headers, &head) {
+                RangeAnswer::Whole => return Response::from_parts(head, body),
+                RangeAnswer::Part { start, len, total } => {
+                    range::partial_head(&mut head, start, len, total);
+                    let body = body::boxed(range::Slice::new(body, start, len));
+                    return Response::from_parts(head, body);
+                }
+                RangeAnswer::Unsatisfiable { total } => {
+                    range::unsatisfiable_head(&mut head, total);
+                    head
+                }
+            }
         };
         if must_read {
             tokio::spawn(body::drain(body));
@@ -838,7 +852,20 @@ impl<S: Storage> HttpCache<S> {
         Response::from_parts(head, body::empty())
     }
 
+    /// Says who the cache is on a request to the origin, when it is a
+    /// surrogate.
+    fn announce(&self, headers: &mut HeaderMap) {
+        if let Some(token) = &self.shared.options.surrogate {
+            surrogate::announce(headers, token);
+        }
+    }
+
+    /// The cache's own `Cache-Status` member; in a surrogate, the
+    /// origin's `Surrogate-Control` stops here.
     fn add_status(&self, headers: &mut HeaderMap, status: &CacheStatus) {
+        if self.shared.options.surrogate.is_some() {
+            surrogate::remove(headers);
+        }
         headers.append(
             HeaderName::from_static("cache-status"),
             status.to_header(&self.shared.options.cache_name),
@@ -869,10 +896,24 @@ const HEURISTIC_STATUSES: &[u16] = &[200, 203, 204, 300, 301, 308, 404, 405, 410
 /// RFC 9111 §3: whether a response to a `GET` may be stored. Partial
 /// (`206`) and `304` responses are not stored: this cache keeps whole
 /// responses only.
-fn storable(parts: &request::Parts, head: &response::Parts, shared: bool) -> bool {
+fn storable(parts: &request::Parts, head: &response::Parts, options: &Options) -> bool {
     let status = head.status.as_u16();
     if status < 200 || status == 206 || status == 304 {
         return false;
+    }
+    let shared = options.shared;
+    let surrogate = options
+        .surrogate
+        .as_deref()
+        .and_then(|token| SurrogateControl::of(&head.headers, token));
+    if let Some(control) = surrogate {
+        // Surrogate-Control takes precedence over Cache-Control.
+        if control.no_store {
+            return false;
+        }
+        if control.max_age.is_some() {
+            return true;
+        }
     }
     let request_cc = Directives::of(&parts.headers);
     let cc = Directives::of(&head.headers);

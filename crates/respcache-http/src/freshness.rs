@@ -9,6 +9,8 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, response};
 
 use crate::directives::Directives;
+use crate::options::Options;
+use crate::surrogate::SurrogateControl;
 
 /// When the cache received the response, as milliseconds since the epoch;
 /// kept in the stored head and never sent to clients.
@@ -26,19 +28,22 @@ pub(crate) struct Freshness {
 
 impl Freshness {
     /// Computes freshness of `head` at `now`.
-    pub(crate) fn of(
-        head: &response::Parts,
-        shared: bool,
-        heuristic: f32,
-        now: SystemTime,
-    ) -> Self {
+    pub(crate) fn of(head: &response::Parts, options: &Options, now: SystemTime) -> Self {
         let headers = &head.headers;
         let received = received(headers).unwrap_or(now);
         let date = single_date(headers, header::DATE)
             .flatten()
             .unwrap_or(received);
         let cc = Directives::of(headers);
-        let lifetime = lifetime(head, &cc, shared, heuristic, date);
+        let surrogate = options
+            .surrogate
+            .as_deref()
+            .and_then(|token| SurrogateControl::of(headers, token))
+            .and_then(|control| control.max_age);
+        let lifetime = match surrogate {
+            Some(max_age) => max_age.map_or(Duration::ZERO, Duration::from_secs),
+            None => lifetime(head, &cc, options.shared, options.heuristic_fraction, date),
+        };
         // RFC 9111 §4.2.3, taking the response delay as nil.
         let apparent = received.duration_since(date).unwrap_or_default();
         let initial = match age_value(headers) {
@@ -176,7 +181,7 @@ mod tests {
     fn fresh_at(pairs: &[(&'static str, &str)], now: u64) -> Freshness {
         let mut head = head(pairs);
         mark_received(&mut head.headers, at(1_000_000));
-        Freshness::of(&head, true, 0.1, at(now))
+        Freshness::of(&head, &Options::default(), at(now))
     }
 
     #[test]

@@ -22,17 +22,17 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
-//! use respcache_http::{Buffered, CacheLayer, HttpCache, Options};
+//! use respcache_http::{Buffered, CacheLayer, FnService, HttpCache, Options};
 //! use tower_layer::Layer;
 //! use tower_service::Service;
 //!
 //! # tokio::runtime::Runtime::new()?.block_on(async {
 //! let dir = tempfile::tempdir()?;
-//! let backend = respcache_cacache::CACacheManager::new(dir.path().into(), true);
+//! let backend = respcache_cacache::CACacheManager::new(dir.path(), true);
 //! let cache = HttpCache::new(Buffered::new(backend), Options::default());
 //!
 //! // Any tower service can be the origin; here, a function.
-//! let origin = tower_util_fn(|_request: Request<Full<Bytes>>| async {
+//! let origin = FnService(|_request: Request<Full<Bytes>>| async {
 //!     Ok::<_, Infallible>(
 //!         Response::builder()
 //!             .header("cache-control", "max-age=60")
@@ -52,7 +52,6 @@
 //! # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
 //! # }).map_err(|e| e as Box<dyn std::error::Error>)?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
-//! # fn tower_util_fn<F>(f: F) -> respcache_http::FnService<F> { respcache_http::FnService(f) }
 //! ```
 
 mod body;
@@ -64,8 +63,10 @@ mod layer;
 mod metrics;
 mod options;
 mod origin;
+mod range;
 mod status;
 mod storage;
+mod surrogate;
 mod vary;
 
 pub use body::{CacheBody, boxed, empty, full};

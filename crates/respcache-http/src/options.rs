@@ -59,6 +59,11 @@ pub struct Options {
     /// §4.2.4 allows a disconnected cache. `5xx` answers are served stale
     /// only within `stale-if-error`.
     pub serve_stale_when_disconnected: bool,
+    /// The device token under which the cache obeys `Surrogate-Control`
+    /// (and announces itself in `Surrogate-Capability`): set it for a
+    /// reverse proxy that the origin is known to address. `None` (the
+    /// default) leaves both fields alone.
+    pub surrogate: Option<String>,
     /// Heuristic freshness, as a fraction of the time since
     /// `Last-Modified`, for responses that state no lifetime.
     pub heuristic_fraction: f32,
@@ -75,6 +80,7 @@ impl Default for Options {
             key: Arc::new(default_key),
             heuristic_fraction: 0.1,
             serve_stale_when_disconnected: true,
+            surrogate: None,
         }
     }
 }

@@ -59,7 +59,12 @@ async fn run(args: Args) -> Result<(), respcache_core::BoxError> {
             args.dir.display()
         )
     })?;
-    let options = Options::default();
+    // A reverse proxy is the surrogate the origin addresses: it obeys
+    // Surrogate-Control meant for it and keeps the field from clients.
+    let options = Options {
+        surrogate: Some("respcache".to_owned()),
+        ..Options::default()
+    };
     match args.backend {
         Backend::Fs => {
             let mut builder = respcache_fs::StreamingManager::builder(args.dir.clone());

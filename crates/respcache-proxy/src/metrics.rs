@@ -35,7 +35,7 @@ impl Traffic {
             .headers()
             .get_all("cache-status")
             .iter()
-            .last()
+            .next_back()
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.split(';').any(|p| p.trim() == "hit"));
         let traffic = self.clone();
