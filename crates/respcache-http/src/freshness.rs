@@ -69,7 +69,9 @@ impl Freshness {
 
     /// Seconds of freshness left, negative when stale.
     pub(crate) fn ttl_seconds(&self) -> i64 {
-        self.lifetime.as_secs() as i64 - self.age.as_secs() as i64
+        let millis = self.lifetime.as_millis() as i64 - self.age.as_millis() as i64;
+        // Rounded down, so that a response stale by a moment reads -1.
+        millis.div_euclid(1000)
     }
 
     /// How far past its lifetime the response is.

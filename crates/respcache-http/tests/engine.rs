@@ -1,0 +1,609 @@
+//! The engine against a real HTTP origin on loopback, over the real fs and
+//! cacache backends.
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use respcache_http::{CacheMode, HttpCache, Options, Storage};
+use support::{Origin, get, request, response, send};
+
+/// Runs each named check over both backends, with default options.
+macro_rules! on_both_backends {
+    ($($check:ident),* $(,)?) => {
+        mod fs {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$check(super::support::fs_cache(dir.path(), Default::default())).await;
+            })*
+        }
+        mod cacache {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                super::$check(super::support::cacache_cache(dir.path(), Default::default())).await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_fresh_response_is_stored_then_served_with_its_age,
+    a_304_refreshes_the_stored_head_and_serves_the_stored_body,
+    vary_variants_are_kept_side_by_side,
+    a_successful_unsafe_method_invalidates_the_url_and_its_location,
+    stale_while_revalidate_serves_stale_and_revalidates_once,
+    stale_if_error_hides_a_5xx_but_must_revalidate_does_not,
+    concurrent_misses_make_one_origin_request,
+    responses_that_must_not_be_stored_are_not,
+    head_is_answered_from_a_stored_get,
+    the_client_s_own_conditions_are_answered_from_the_cache,
+    a_range_is_served_from_a_stored_body,
+);
+
+async fn a_fresh_response_is_stored_then_served_with_its_age<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start(|_, _| {
+        let mut r = response(
+            200,
+            &[("cache-control", "max-age=60"), ("set-cookie", "a=1")],
+            "hello",
+        );
+        r.headers_mut().append("set-cookie", "b=2".parse().unwrap());
+        r
+    })
+    .await;
+    let url = origin.url("/page");
+    let miss = send(&cache, get(&url, &[])).await;
+    assert_eq!(
+        miss.cache_status(),
+        "respcache; fwd=uri-miss; fwd-status=200; stored"
+    );
+    assert_eq!(miss.body, "hello");
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(
+        hit.cache_status().starts_with("respcache; hit; ttl="),
+        "{}",
+        hit.cache_status()
+    );
+    assert_eq!(hit.body, "hello");
+    assert!(hit.header("age").is_some());
+    let cookies: Vec<_> = hit.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"], "repeated fields survive storage");
+    assert_eq!(origin.requests(), 1);
+    assert_eq!(cache.metrics().hits, 1);
+}
+
+async fn a_304_refreshes_the_stored_head_and_serves_the_stored_body<S: Storage>(
+    cache: HttpCache<S>,
+) {
+    let origin = Origin::start(|seen, n| match n {
+        1 => response(
+            200,
+            &[
+                ("cache-control", "max-age=1"),
+                ("etag", "\"v1\""),
+                ("x-gen", "1"),
+            ],
+            "body-1",
+        ),
+        _ => {
+            assert_eq!(seen.headers["if-none-match"], "\"v1\"");
+            response(
+                304,
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("etag", "\"v1\""),
+                    ("x-gen", "2"),
+                ],
+                "",
+            )
+        }
+    })
+    .await;
+    let url = origin.url("/r");
+    send(&cache, get(&url, &[])).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refreshed = send(&cache, get(&url, &[])).await;
+    assert!(
+        refreshed
+            .cache_status()
+            .contains("fwd=stale; fwd-status=304"),
+        "{}",
+        refreshed.cache_status()
+    );
+    assert_eq!(refreshed.status, 200);
+    assert_eq!(refreshed.body, "body-1");
+    assert_eq!(refreshed.header("x-gen"), Some("2"));
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(
+        hit.is_hit(),
+        "fresh again after the 304: {}",
+        hit.cache_status()
+    );
+    assert_eq!(
+        (hit.body.as_ref(), hit.header("x-gen")),
+        (&b"body-1"[..], Some("2"))
+    );
+    assert_eq!(origin.requests(), 2);
+}
+
+async fn vary_variants_are_kept_side_by_side<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start(|seen, _| {
+        let body = match seen.headers.get("accept").map(|v| v.to_str().unwrap()) {
+            Some("application/json") => "{}",
+            _ => "<p>",
+        };
+        response(
+            200,
+            &[("cache-control", "max-age=60"), ("vary", "Accept")],
+            body,
+        )
+    })
+    .await;
+    let url = origin.url("/v");
+    let json = [("accept", "application/json")];
+    let html = [("accept", "text/html")];
+    assert!(
+        send(&cache, get(&url, &json))
+            .await
+            .cache_status()
+            .contains("fwd=uri-miss")
+    );
+    let other = send(&cache, get(&url, &html)).await;
+    assert!(
+        other.cache_status().contains("fwd=vary-miss"),
+        "{}",
+        other.cache_status()
+    );
+    for _ in 0..2 {
+        let j = send(&cache, get(&url, &json)).await;
+        let h = send(&cache, get(&url, &html)).await;
+        assert!(j.is_hit() && h.is_hit());
+        assert_eq!(
+            (j.body.as_ref(), h.body.as_ref()),
+            (&b"{}"[..], &b"<p>"[..])
+        );
+    }
+    assert_eq!(origin.requests(), 2, "one origin request per variant");
+}
+
+async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Storage>(
+    cache: HttpCache<S>,
+) {
+    let origin = Origin::start(|seen, _| match seen.method.as_str() {
+        "POST" => response(201, &[("location", "/items/2")], "made"),
+        _ => response(200, &[("cache-control", "max-age=60")], "item"),
+    })
+    .await;
+    let (list, item) = (origin.url("/items"), origin.url("/items/2"));
+    send(&cache, get(&list, &[])).await;
+    send(&cache, get(&item, &[])).await;
+    assert!(send(&cache, get(&item, &[])).await.is_hit());
+    let posted = send(&cache, request("POST", &list, &[])).await;
+    assert_eq!(
+        posted.cache_status(),
+        "respcache; fwd=method; fwd-status=201"
+    );
+    assert!(!send(&cache, get(&list, &[])).await.is_hit());
+    assert!(
+        !send(&cache, get(&item, &[])).await.is_hit(),
+        "Location is invalidated too"
+    );
+    assert_eq!(origin.requests(), 5);
+}
+
+async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start_async(|_, n| {
+        Box::pin(async move {
+            if n > 1 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let body = if n == 1 { "old" } else { "new" };
+            response(
+                200,
+                &[("cache-control", "max-age=1, stale-while-revalidate=60")],
+                body,
+            )
+        })
+    })
+    .await;
+    let url = origin.url("/swr");
+    send(&cache, get(&url, &[])).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for _ in 0..5 {
+        let stale = send(&cache, get(&url, &[])).await;
+        assert!(stale.is_hit(), "{}", stale.cache_status());
+        assert!(
+            stale.cache_status().contains("ttl=-"),
+            "{}",
+            stale.cache_status()
+        );
+        assert_eq!(stale.body, "old");
+    }
+    let fresh = wait_for(
+        || async { send(&cache, get(&url, &[])).await },
+        |got| got.body == "new",
+    )
+    .await;
+    assert!(fresh.is_hit());
+    assert_eq!(
+        origin.requests(),
+        2,
+        "one background revalidation for five stale hits"
+    );
+    assert!(cache.metrics().stale >= 5);
+}
+
+async fn stale_if_error_hides_a_5xx_but_must_revalidate_does_not<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start(|seen, n| {
+        let cc = if seen.path == "/strict" {
+            "max-age=1, stale-if-error=60, must-revalidate"
+        } else {
+            "max-age=1, stale-if-error=60"
+        };
+        if n <= 2 {
+            response(200, &[("cache-control", cc)], "good")
+        } else {
+            response(503, &[], "down")
+        }
+    })
+    .await;
+    let (lenient, strict) = (origin.url("/lenient"), origin.url("/strict"));
+    send(&cache, get(&lenient, &[])).await;
+    send(&cache, get(&strict, &[])).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let hidden = send(&cache, get(&lenient, &[])).await;
+    assert_eq!((hidden.status, hidden.body.as_ref()), (200, &b"good"[..]));
+    assert!(
+        hidden.cache_status().contains("fwd=stale; fwd-status=503"),
+        "{}",
+        hidden.cache_status()
+    );
+    let passed = send(&cache, get(&strict, &[])).await;
+    assert_eq!((passed.status, passed.body.as_ref()), (503, &b"down"[..]));
+}
+
+async fn concurrent_misses_make_one_origin_request<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start_async(|_, _| {
+        Box::pin(async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            response(200, &[("cache-control", "max-age=60")], "shared")
+        })
+    })
+    .await;
+    let url = origin.url("/hot");
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let (cache, url) = (cache.clone(), url.clone());
+            tokio::spawn(async move { send(&cache, get(&url, &[])).await })
+        })
+        .collect();
+    let mut collapsed = 0;
+    for task in tasks {
+        let got = task.await.unwrap();
+        assert_eq!(got.body, "shared");
+        collapsed += usize::from(got.cache_status().contains("collapsed"));
+    }
+    assert_eq!(
+        origin.requests(),
+        1,
+        "ten concurrent misses, one origin request"
+    );
+    assert_eq!(collapsed, 9);
+    assert_eq!(cache.metrics().coalesced, 9);
+}
+
+async fn responses_that_must_not_be_stored_are_not<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start(|seen, _| match seen.path.as_str() {
+        "/private" => response(200, &[("cache-control", "private, max-age=60")], "p"),
+        "/no-store" => response(200, &[("cache-control", "no-store, max-age=60")], "n"),
+        "/partial" => response(
+            206,
+            &[
+                ("cache-control", "max-age=60"),
+                ("content-range", "bytes 0-0/2"),
+            ],
+            "a",
+        ),
+        _ => response(200, &[("cache-control", "max-age=60")], "auth"),
+    })
+    .await;
+    for (path, headers) in [
+        ("/private", &[][..]),
+        ("/no-store", &[][..]),
+        ("/partial", &[][..]),
+        ("/auth", &[("authorization", "Bearer x")][..]),
+    ] {
+        let url = origin.url(path);
+        let first = send(&cache, get(&url, headers)).await;
+        assert!(
+            !first.cache_status().contains("stored"),
+            "{path}: {}",
+            first.cache_status()
+        );
+        assert!(!send(&cache, get(&url, headers)).await.is_hit(), "{path}");
+    }
+    assert_eq!(origin.requests(), 8);
+}
+
+async fn head_is_answered_from_a_stored_get<S: Storage>(cache: HttpCache<S>) {
+    let origin =
+        Origin::start(|_, _| response(200, &[("cache-control", "max-age=60")], "twelve bytes"))
+            .await;
+    let url = origin.url("/h");
+    send(&cache, get(&url, &[])).await;
+    let head = send(&cache, request("HEAD", &url, &[])).await;
+    assert!(head.is_hit());
+    assert_eq!(head.header("content-length"), Some("12"));
+    assert!(head.body.is_empty());
+    assert_eq!(origin.requests(), 1);
+}
+
+async fn the_client_s_own_conditions_are_answered_from_the_cache<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start(|seen, _| {
+        assert!(
+            seen.headers.get("if-none-match").is_none(),
+            "the cache asks for the whole response"
+        );
+        response(
+            200,
+            &[("cache-control", "max-age=60"), ("etag", "\"e\"")],
+            "whole",
+        )
+    })
+    .await;
+    let url = origin.url("/c");
+    let first = send(&cache, get(&url, &[("if-none-match", "\"e\"")])).await;
+    assert_eq!((first.status, first.body.len()), (304, 0));
+    let whole = send(&cache, get(&url, &[])).await;
+    assert_eq!(
+        (whole.status, whole.body.as_ref()),
+        (200, &b"whole"[..]),
+        "stored while answering 304"
+    );
+    let again = send(&cache, get(&url, &[("if-none-match", "W/\"e\"")])).await;
+    assert!(again.is_hit());
+    assert_eq!((again.status, again.header("etag")), (304, Some("\"e\"")));
+    assert_eq!(origin.requests(), 1);
+}
+
+async fn a_range_is_served_from_a_stored_body<S: Storage>(cache: HttpCache<S>) {
+    let origin =
+        Origin::start(|_, _| response(200, &[("cache-control", "max-age=60")], "0123456789")).await;
+    let url = origin.url("/bytes");
+    send(&cache, get(&url, &[])).await;
+    let part = send(&cache, get(&url, &[("range", "bytes=2-4")])).await;
+    assert_eq!((part.status, part.body.as_ref()), (206, &b"234"[..]));
+    assert_eq!(part.header("content-range"), Some("bytes 2-4/10"));
+    let past = send(&cache, get(&url, &[("range", "bytes=20-")])).await;
+    assert_eq!(
+        (past.status, past.header("content-range")),
+        (416, Some("bytes */10"))
+    );
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modes_do_what_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = support::fs_cache(dir.path(), Options::default());
+    let origin = Origin::start(|seen, n| match seen.path.as_str() {
+        "/plain" => response(200, &[], "no freshness"),
+        _ => response(
+            200,
+            &[("cache-control", "max-age=1")],
+            if n == 1 { "v1" } else { "vN" },
+        ),
+    })
+    .await;
+    let url = origin.url("/m");
+    let with_mode = |mode| {
+        let mut request = get(&url, &[]);
+        request.extensions_mut().insert(mode);
+        request
+    };
+    let missing = send(&cache, with_mode(CacheMode::OnlyIfCached)).await;
+    assert_eq!(missing.status, 504);
+    assert_eq!(
+        origin.requests(),
+        0,
+        "only-if-cached never reaches the origin"
+    );
+    send(&cache, with_mode(CacheMode::NoStore)).await;
+    assert_eq!(
+        send(&cache, with_mode(CacheMode::OnlyIfCached))
+            .await
+            .status,
+        504,
+        "no-store stored nothing"
+    );
+    send(&cache, get(&url, &[])).await;
+    let reload = send(&cache, with_mode(CacheMode::Reload)).await;
+    assert!(reload.cache_status().contains("fwd=request"));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let forced = send(&cache, with_mode(CacheMode::ForceCache)).await;
+    assert!(
+        forced.is_hit(),
+        "force-cache takes a stale entry: {}",
+        forced.cache_status()
+    );
+    let before = origin.requests();
+    let no_cache = send(&cache, with_mode(CacheMode::NoCache)).await;
+    assert!(no_cache.cache_status().contains("fwd=stale"));
+    assert_eq!(origin.requests(), before + 1);
+
+    let plain = origin.url("/plain");
+    let mut ignore = get(&plain, &[]);
+    ignore.extensions_mut().insert(CacheMode::IgnoreRules);
+    assert!(send(&cache, ignore).await.cache_status().contains("stored"));
+    let mut again = get(&plain, &[]);
+    again.extensions_mut().insert(CacheMode::IgnoreRules);
+    assert!(
+        send(&cache, again).await.is_hit(),
+        "ignore-rules serves what it stored"
+    );
+    assert!(
+        !send(&cache, get(&plain, &[])).await.is_hit(),
+        "the default mode does not"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_ttl_caps_freshness() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        max_ttl: Some(Duration::from_millis(500)),
+        ..Options::default()
+    };
+    let cache = support::fs_cache(dir.path(), options);
+    let origin =
+        Origin::start(|_, _| response(200, &[("cache-control", "max-age=3600")], "long")).await;
+    let url = origin.url("/cap");
+    send(&cache, get(&url, &[])).await;
+    assert!(send(&cache, get(&url, &[])).await.is_hit());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let capped = send(&cache, get(&url, &[])).await;
+    assert!(
+        capped.cache_status().contains("fwd=stale"),
+        "{}",
+        capped.cache_status()
+    );
+    let mut forced = get(&url, &[]);
+    forced.extensions_mut().insert(CacheMode::ForceCache);
+    send(&cache, forced).await;
+    assert_eq!(
+        origin.requests(),
+        2,
+        "the refreshed entry is within the cap again"
+    );
+}
+
+/// A backend that fails every operation: what a full disk looks like.
+#[derive(Debug, Clone)]
+struct Broken;
+
+#[async_trait::async_trait]
+impl respcache_core::CacheManager for Broken {
+    async fn get(
+        &self,
+        _: &str,
+    ) -> respcache_core::Result<Option<(respcache_core::HttpResponse, respcache_core::CachePolicy)>>
+    {
+        Err("disk on fire".into())
+    }
+    async fn put(
+        &self,
+        _: String,
+        _: respcache_core::HttpResponse,
+        _: respcache_core::CachePolicy,
+    ) -> respcache_core::Result<respcache_core::HttpResponse> {
+        Err("disk full".into())
+    }
+    async fn delete(&self, _: &str) -> respcache_core::Result<()> {
+        Err("disk gone".into())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_backend_degrades_to_the_origin() {
+    let cache = HttpCache::new(respcache_http::Buffered::new(Broken), Options::default());
+    let origin =
+        Origin::start(|_, _| response(200, &[("cache-control", "max-age=60")], "still here")).await;
+    let url = origin.url("/x");
+    for _ in 0..3 {
+        let got = send(&cache, get(&url, &[])).await;
+        assert_eq!((got.status, got.body.as_ref()), (200, &b"still here"[..]));
+    }
+    let posted = send(&cache, request("POST", &url, &[])).await;
+    assert_eq!(
+        posted.status, 200,
+        "a failed invalidation does not fail the request"
+    );
+    assert_eq!(origin.requests(), 4);
+    assert!(cache.metrics().errors >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_stream_through_before_the_origin_finishes() {
+    // The origin sends its first half, then waits until the client has it:
+    // a cache that buffered the body first would never deliver it.
+    let (release, released) = tokio::sync::watch::channel(false);
+    let released = Arc::new(tokio::sync::Mutex::new(released));
+    let origin = Origin::start_async(move |_, _| {
+        let released = released.clone();
+        Box::pin(async move {
+            let (tx, rx) =
+                tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(2);
+            tokio::spawn(async move {
+                let _ = tx
+                    .send(Ok(http_body::Frame::data(Bytes::from(vec![
+                        1u8;
+                        64 * 1024
+                    ]))))
+                    .await;
+                let mut released = released.lock().await;
+                let _ = released.wait_for(|go| *go).await;
+                let _ = tx
+                    .send(Ok(http_body::Frame::data(Bytes::from(vec![
+                        2u8;
+                        64 * 1024
+                    ]))))
+                    .await;
+            });
+            let body = http_body_util::StreamBody::new(tokio_stream(rx));
+            http::Response::builder()
+                .header("cache-control", "max-age=60")
+                .body(respcache_http::boxed(body))
+                .unwrap()
+        })
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = support::fs_cache(dir.path(), Options::default());
+    let url = origin.url("/stream");
+    let response = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("the first bytes arrive while the origin still holds the rest")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.into_data().unwrap()[0], 1);
+    release.send(true).unwrap();
+    let rest = body.collect().await.unwrap().to_bytes();
+    assert!(rest.iter().any(|&b| b == 2));
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(hit.is_hit());
+    assert_eq!(hit.body.len(), 128 * 1024);
+}
+
+/// A receiver as a stream of frames.
+fn tokio_stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Repeats `attempt` until `done` holds (a background task is finishing).
+async fn wait_for<T, F, Fut>(attempt: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let tries = Arc::new(AtomicUsize::new(0));
+    loop {
+        let got = attempt().await;
+        if done(&got) || tries.fetch_add(1, Ordering::SeqCst) > 100 {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
