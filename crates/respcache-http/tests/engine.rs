@@ -579,7 +579,7 @@ async fn bodies_stream_through_before_the_origin_finishes() {
     assert_eq!(first.into_data().unwrap()[0], 1);
     release.send(true).unwrap();
     let rest = body.collect().await.unwrap().to_bytes();
-    assert!(rest.iter().any(|&b| b == 2));
+    assert!(rest.contains(&2));
     let hit = send(&cache, get(&url, &[])).await;
     assert!(hit.is_hit());
     assert_eq!(hit.body.len(), 128 * 1024);
