@@ -457,7 +457,8 @@ async fn modes_do_what_they_say() {
 async fn max_ttl_caps_freshness() {
     let dir = tempfile::tempdir().unwrap();
     let options = Options {
-        max_ttl: Some(Duration::from_millis(500)),
+        // Above the second that Date granularity can add to the age.
+        max_ttl: Some(Duration::from_millis(1500)),
         ..Options::default()
     };
     let cache = support::fs_cache(dir.path(), options);
@@ -466,7 +467,7 @@ async fn max_ttl_caps_freshness() {
     let url = origin.url("/cap");
     send(&cache, get(&url, &[])).await;
     assert!(send(&cache, get(&url, &[])).await.is_hit());
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(1600)).await;
     let capped = send(&cache, get(&url, &[])).await;
     assert!(
         capped.cache_status().contains("fwd=stale"),
@@ -606,4 +607,86 @@ where
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_fails_halfway_reaches_the_client_as_an_error_and_is_not_stored() {
+    let origin = Origin::start_async(|_, n| {
+        Box::pin(async move {
+            // Each path's first request fails (fs makes requests 1-2, cacache 3-4).
+            if n % 2 == 0 {
+                return response(200, &[("cache-control", "max-age=60")], "complete");
+            }
+            // Half the body, a pause (the head and half reach the cache),
+            // then the origin fails.
+            let (tx, rx) =
+                tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(2);
+            tokio::spawn(async move {
+                let _ = tx
+                    .send(Ok(http_body::Frame::data(Bytes::from_static(b"half"))))
+                    .await;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let _ = tx.send(Err(std::io::Error::other("origin crashed"))).await;
+            });
+            let body = http_body_util::StreamBody::new(tokio_stream(rx));
+            http::Response::builder()
+                .header("cache-control", "max-age=60")
+                .header("content-length", "100")
+                .body(respcache_http::boxed(body))
+                .unwrap()
+        })
+    })
+    .await;
+    for backend in ["fs", "cacache"] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = origin.url(&format!("/broken-{backend}"));
+        let response = if backend == "fs" {
+            let cache = support::fs_cache(dir.path(), Options::default());
+            let response = cache
+                .handle(get(&url, &[]), support::client())
+                .await
+                .unwrap();
+            assert!(
+                response.into_body().collect().await.is_err(),
+                "{backend}: the client sees the failure"
+            );
+            send(&cache, get(&url, &[])).await
+        } else {
+            let cache = support::cacache_cache(dir.path(), Options::default());
+            let response = cache
+                .handle(get(&url, &[]), support::client())
+                .await
+                .unwrap();
+            assert!(
+                response.into_body().collect().await.is_err(),
+                "{backend}: the client sees the failure"
+            );
+            send(&cache, get(&url, &[])).await
+        };
+        assert!(
+            !response.is_hit(),
+            "{backend}: a failed body is never served as a hit"
+        );
+        assert_eq!(response.body, "complete");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_values_that_are_not_utf8_survive_storage() {
+    let origin = Origin::start(|_, _| {
+        let mut r = response(200, &[("cache-control", "max-age=60")], "raw");
+        r.headers_mut().insert(
+            "x-raw",
+            http::HeaderValue::from_bytes(b"caf\xe9 \xff").unwrap(),
+        );
+        r
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = support::fs_cache(dir.path(), Options::default());
+    let url = origin.url("/raw");
+    send(&cache, get(&url, &[])).await;
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(hit.is_hit());
+    assert_eq!(hit.headers["x-raw"].as_bytes(), b"caf\xe9 \xff");
 }
