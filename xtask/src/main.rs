@@ -5,15 +5,19 @@
 //! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
 //! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
+//! - `cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]`:
+//!   the HTTP caching tests of cache-tests.fyi against `respcache-proxy`, scored
+//!   beside the reverse proxies and CDNs the suite ships results for.
 
 mod bench;
+mod cache_tests;
 mod ci;
 mod conformance;
 mod demo;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance | demo | bench [--quick]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance | demo | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -22,6 +26,7 @@ fn main() -> ExitCode {
         Some("conformance") => conformance::run(),
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),
+        Some("cache-tests") => cache_tests::run(&args[1..]),
         _ => Err(USAGE.into()),
     };
     match outcome {
