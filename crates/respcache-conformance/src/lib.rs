@@ -60,6 +60,7 @@ macro_rules! __each_buffered_check {
             round_trip_keeps_every_status_class,
             round_trip_keeps_an_equivalent_policy,
             second_put_replaces_the_first_whole,
+            update_head_keeps_the_body_or_declines,
             delete_removes_the_entry,
             keys_are_isolated_when_bodies_are_shared,
             overwriting_a_key_that_shares_a_body_leaves_the_other_intact,

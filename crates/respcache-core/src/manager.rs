@@ -32,6 +32,21 @@ pub trait CacheManager: Send + Sync + 'static {
 
     /// Removes what is stored under `cache_key`; `Ok(())` also when nothing is.
     async fn delete(&self, cache_key: &str) -> Result<()>;
+
+    /// Replaces the head (status, version, headers) and policy stored under
+    /// `cache_key` and keeps its body: what a cache does on `304 Not
+    /// Modified`. Returns `Ok(false)` when nothing is stored there, or when
+    /// the backend cannot update a head alone (the default); the caller
+    /// then stores the whole response again.
+    async fn update_head(
+        &self,
+        cache_key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+    ) -> Result<bool> {
+        let _ = (cache_key, head, policy);
+        Ok(false)
+    }
 }
 
 /// A [`CacheManager`] that can also take and hand out bodies as streams,
@@ -86,6 +101,15 @@ macro_rules! forward_cache_manager {
 
             async fn delete(&self, cache_key: &str) -> Result<()> {
                 (**self).delete(cache_key).await
+            }
+
+            async fn update_head(
+                &self,
+                cache_key: &str,
+                head: http::response::Parts,
+                policy: CachePolicy,
+            ) -> Result<bool> {
+                (**self).update_head(cache_key, head, policy).await
             }
         }
     )*};

@@ -444,6 +444,17 @@ impl CacheManager for StreamingManager {
         }
         Ok(())
     }
+
+    async fn update_head(
+        &self,
+        cache_key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+    ) -> Result<bool> {
+        let key = cache_key.to_owned();
+        self.blocking(move |shared| write::update_head(shared, &key, head, policy))
+            .await
+    }
 }
 
 #[async_trait::async_trait]

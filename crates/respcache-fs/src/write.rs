@@ -162,6 +162,40 @@ fn place_body(
     }
 }
 
+/// Replaces the head and policy of the entry under `key`, keeping its
+/// body (same link, digest and check); `false` when there is no entry.
+pub(crate) fn update_head(
+    shared: &Shared,
+    key: &str,
+    head: Parts,
+    policy: CachePolicy,
+) -> Result<bool, BoxError> {
+    let path = shared.layout.metadata_path(key);
+    let Some(current) = read_current(key, &path) else {
+        return Ok(false);
+    };
+    let meta = CacheMetadata {
+        status: head.status.as_u16(),
+        version: head.version.into(),
+        headers: head.headers,
+        policy,
+        ..current
+    };
+    match commit_metadata(shared, &meta) {
+        Ok(stamp) => {
+            match stamp {
+                Some(stamp) => shared.cache(std::sync::Arc::new(meta), stamp),
+                None => shared.uncache(key),
+            }
+            Ok(true)
+        }
+        Err(err) => {
+            shared.uncache(key);
+            Err(err)
+        }
+    }
+}
+
 /// Renames the metadata into place; returns the identity of the file
 /// committed, for the metadata cache.
 fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<Option<FileStamp>, BoxError> {

@@ -519,9 +519,26 @@ impl<S: Storage> HttpCache<S> {
             let mut merged = conditional::merge_304(&stored.head, &head.headers);
             freshness::mark_received(&mut merged.headers, SystemTime::now());
             let policy = self.policy(&parts, &merged, SystemTime::now());
-            let body = self
-                .restore(&key, &merged, policy.clone(), stored.body, &parts)
-                .await;
+            let head = respcache_core::clone_head(&merged);
+            let (body, must_read) = match self
+                .shared
+                .storage
+                .update_head(&key, head, policy.clone())
+                .await
+            {
+                Ok(true) => (stored.body, false),
+                Ok(false) => {
+                    let body = self
+                        .restore(&key, &merged, policy.clone(), stored.body, &parts)
+                        .await;
+                    (body, true)
+                }
+                Err(error) => {
+                    self.shared.metrics.error();
+                    tracing::warn!(key = %abbreviate_key(&key), %error, "refreshing a stored head failed");
+                    (stored.body, false)
+                }
+            };
             let body = match flight {
                 Some(flight) => Guarded::wrap(body, flight),
                 None => body,
@@ -532,7 +549,7 @@ impl<S: Storage> HttpCache<S> {
                 policy,
                 body,
             };
-            return Ok(self.serve(&parts, refreshed, status, SystemTime::now(), true));
+            return Ok(self.serve(&parts, refreshed, status, SystemTime::now(), must_read));
         }
         drop(stored);
         let primary = key_of_primary(&self.shared.options, &parts);

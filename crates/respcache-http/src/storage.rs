@@ -51,6 +51,16 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Removes the entry under `key`.
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Replaces the head and policy of the entry under `key`, keeping its
+    /// body; `false` when the backend cannot (see
+    /// [`CacheManager::update_head`]).
+    async fn update_head(
+        &self,
+        key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+    ) -> Result<bool>;
 }
 
 /// A store that did not take place.
@@ -206,6 +216,15 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
     async fn delete(&self, key: &str) -> Result<()> {
         self.manager.delete(key).await
     }
+
+    async fn update_head(
+        &self,
+        key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+    ) -> Result<bool> {
+        self.manager.update_head(key, head, policy).await
+    }
 }
 
 /// Any [`StreamingCacheManager`] as engine storage: bodies stream into
@@ -257,5 +276,14 @@ impl<M: StreamingCacheManager> Storage for Streaming<M> {
 
     async fn delete(&self, key: &str) -> Result<()> {
         self.manager.delete(key).await
+    }
+
+    async fn update_head(
+        &self,
+        key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+    ) -> Result<bool> {
+        self.manager.update_head(key, head, policy).await
     }
 }

@@ -263,6 +263,36 @@ impl CacheManager for RedisManager {
         let mut con = self.con.clone();
         read::remove(&mut con, &self.keys(cache_key), None).await
     }
+
+    async fn update_head(
+        &self,
+        cache_key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+    ) -> Result<bool> {
+        let keys = self.keys(cache_key);
+        let mut con = self.con.clone();
+        let Some(current) = read::head(&mut con, &keys, cache_key).await? else {
+            return Ok(false);
+        };
+        let ttl = head::ttl(&policy, &head.headers, self.options.grace);
+        let meta = head::Meta {
+            status: head.status.as_u16(),
+            version: head.version.into(),
+            headers: head.headers,
+            policy,
+            ..current.meta
+        };
+        let updated: i64 = scripts::UPDATE_HEAD
+            .key(&keys.head)
+            .arg(&current.generation)
+            .arg(meta.encode()?)
+            .arg(head::expire_secs(ttl).max(1))
+            .arg(&keys.chunk_prefix)
+            .invoke_async(&mut con)
+            .await?;
+        Ok(updated == 1)
+    }
 }
 
 #[async_trait::async_trait]

@@ -57,3 +57,24 @@ return 1
 "#,
     )
 });
+
+/// Replaces the encoded head of generation ARGV[1] and renews the TTL of
+/// the head and its chunks, keeping the body; does nothing (returns 0)
+/// when the head names another generation by now.
+///
+/// KEYS[1] head; ARGV: gen, meta, ttl seconds, chunk key prefix.
+pub(crate) static UPDATE_HEAD: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local gen = redis.call('HGET', KEYS[1], 'gen')
+if gen ~= ARGV[1] then return 0 end
+local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0') or 0
+redis.call('HSET', KEYS[1], 'meta', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+for i = 0, n - 1 do
+  redis.call('EXPIRE', ARGV[4] .. gen .. ':' .. i, ARGV[3])
+end
+return 1
+"#,
+    )
+});

@@ -267,3 +267,59 @@ async fn a_head_with_a_garbled_chunk_count_is_removed_not_an_error_forever() {
         .unwrap();
     assert_eq!(exists, 0, "the garbled head was left in place");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_304_head_update_keeps_the_chunks_and_renews_every_ttl() {
+    let h = RedisHarness::start();
+    let manager = RedisManager::builder(&h.url)
+        .prefix("upd")
+        .chunk_size(1000)
+        .grace(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    let mut response = fixtures::generated(1, 1, 5000);
+    response.headers.insert(
+        "cache-control",
+        http::HeaderValue::from_static("max-age=10"),
+    );
+    put(&manager, "k", response.clone()).await;
+    let (_, chunks_before) = manager.redis_keys("k").await.unwrap();
+
+    let mut head = response.parts().unwrap();
+    head.headers.insert(
+        "cache-control",
+        http::HeaderValue::from_static("max-age=1000"),
+    );
+    let mut renewed = response.clone();
+    renewed.headers = head.headers.clone();
+    let updated = manager
+        .update_head("k", head, fixtures::policy_for(&renewed))
+        .await
+        .unwrap();
+    assert!(updated, "redis updates heads in place");
+
+    let (head_key, chunks) = manager.redis_keys("k").await.unwrap();
+    assert_eq!(chunks, chunks_before, "the body's chunks are the same keys");
+    let (back, _) = manager.get("k").await.unwrap().expect("still stored");
+    assert_eq!(fixtures::verify_generated(1, &back), Ok(1));
+    assert_eq!(back.headers["cache-control"], "max-age=1000");
+    let mut con = connection(&h.url).await;
+    for key in std::iter::once(&head_key).chain(&chunks) {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!((1015..=1020).contains(&ttl), "{key} expires in {ttl} s");
+    }
+    assert!(
+        !manager
+            .update_head(
+                "missing",
+                response.parts().unwrap(),
+                fixtures::policy_for(&response)
+            )
+            .await
+            .unwrap()
+    );
+}

@@ -3,6 +3,51 @@ use crate::failure::Context;
 use crate::{CheckResult, Failure, Harness, ensure, ensure_eq, fixtures};
 use respcache_core::CacheManager;
 
+/// `update_head` replaces head and policy and keeps the body, or declines
+/// (`false`) and leaves the entry as it was; on a missing key it declines
+/// and creates nothing.
+pub async fn update_head_keeps_the_body_or_declines<H: Harness>(h: &H) -> CheckResult {
+    let manager = h.manager();
+    let original = fixtures::response(vec![7u8; 100_000]);
+    store(&*manager, "k", original.clone()).await?;
+    let mut head = original.parts().map_err(|e| Failure(e.to_string()))?;
+    head.headers
+        .insert("x-refreshed", http::HeaderValue::from_static("yes"));
+    let mut refreshed = original.clone();
+    refreshed.headers = head.headers.clone();
+    let policy = fixtures::policy_for(&refreshed);
+    let updated = manager
+        .update_head("k", head, policy)
+        .await
+        .context("update_head")?;
+    let back = fetch(&*manager, "k").await?.ok_or_else(|| missing("k"))?;
+    ensure!(back.body == original.body, "update_head changed the body");
+    let expected = if updated { "yes" } else { "" };
+    let seen = back
+        .headers
+        .get("x-refreshed")
+        .map_or("", |v| v.to_str().unwrap_or("?"));
+    ensure_eq!(
+        seen,
+        expected,
+        "update_head's answer does not match the stored head"
+    );
+    let head = original.parts().map_err(|e| Failure(e.to_string()))?;
+    let missing_updated = manager
+        .update_head("never-stored", head, fixtures::policy_for(&original))
+        .await
+        .context("update_head of a missing key")?;
+    ensure!(
+        !missing_updated,
+        "update_head of a missing key said it updated"
+    );
+    ensure!(
+        fetch(&*manager, "never-stored").await?.is_none(),
+        "update_head created an entry"
+    );
+    Ok(())
+}
+
 /// A second put on a key replaces the first whole: head and body.
 pub async fn second_put_replaces_the_first_whole<H: Harness>(h: &H) -> CheckResult {
     let manager = h.manager();
