@@ -1,16 +1,23 @@
 //! `cargo xtask demo`: starts an HTTP origin on 127.0.0.1, fetches real
 //! responses from it, and stores and reads each through every backend.
+//! Then it runs `respcache-proxy` in front of a second origin and shows,
+//! through the RFC 9211 `Cache-Status` field, a miss, a hit, a revalidation
+//! and a stale response served while the proxy revalidates; it fails when
+//! any of them is not what the proxy should have done.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use respcache_cacache::CACacheManager;
 use respcache_core::{CacheManager, CachePolicy, HttpResponse};
@@ -125,7 +132,7 @@ async fn demo() -> Result<(), DemoError> {
     if rows.iter().any(|row| row.identical == Some(false)) {
         return Err("a backend returned a response that differs from the one stored".into());
     }
-    Ok(())
+    proxy_demo(&client, &dir).await
 }
 
 struct Row {
@@ -209,12 +216,21 @@ fn clone_head<B>(request: &Request<B>) -> Request<()> {
 
 /// Starts the origin on a free loopback port; it serves until the demo ends.
 async fn start_origin() -> Result<SocketAddr, DemoError> {
+    serve_on_loopback(origin).await
+}
+
+/// Serves `handler` on a free loopback port until the demo ends.
+async fn serve_on_loopback<F, Fut>(handler: F) -> Result<SocketAddr, DemoError>
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(handler.clone());
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(origin);
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
@@ -278,4 +294,516 @@ async fn origin(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
     Ok(response
         .body(Full::new(body))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+}
+
+// ---- The caching reverse proxy ----
+
+/// Fresh for a second, then revalidated with its ETag.
+const REVALIDATED_PATH: &str = "/etag";
+/// Fresh for a second, then served stale for up to a minute while the
+/// proxy revalidates it in the background.
+const STALE_PATH: &str = "/swr";
+/// The one version of each proxy-origin response.
+const ETAG: &str = "\"v1\"";
+/// The MISS step's full `Cache-Status`: nothing was stored, the origin
+/// answered 200, and the response was stored.
+const MISS_STATUS: &str = "respcache; fwd=uri-miss; fwd-status=200; stored";
+/// How long the proxy gets to start accepting connections.
+const PROXY_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a background revalidation gets to reach the origin.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_secs(5);
+
+type DemoClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// Runs `respcache-proxy` in front of an origin that counts its requests,
+/// and checks the `Cache-Status` of a miss, a hit, a revalidation and a
+/// stale-while-revalidate response.
+async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoError> {
+    let binary = build_proxy().await?;
+    let seen = Arc::new(OriginLog::default());
+    let origin = {
+        let seen = seen.clone();
+        serve_on_loopback(move |request| proxy_origin(request, seen.clone())).await?
+    };
+    let dir = demo_dir.join("proxy");
+    let proxy = ProxyProcess::start(&binary, origin, &dir).await?;
+    println!(
+        "\nrespcache-proxy (fs backend, cache in {}) listening on http://{}, in front of the origin http://{origin}",
+        dir.join("cache").display(),
+        proxy.listen
+    );
+    let fail = |step: &Step, expected: &str| -> DemoError {
+        format!(
+            "proxy step {} (GET {}): expected {expected}; got status {}, Cache-Status {:?}, \
+             {} origin request(s) so far (the proxy's log: {})",
+            step.name,
+            step.path,
+            step.status,
+            step.cache_status,
+            step.origin,
+            proxy.log.display()
+        )
+        .into()
+    };
+
+    println!(
+        "\n{:12} {:8} {:>6} {:>6} {:>10}  cache-status",
+        "step", "url", "status", "origin", "time"
+    );
+    // `Date` has whole seconds, so a response can reach the proxy up to a
+    // second old already, and with `max-age=1` be stale at once. Starting
+    // just after a second begins leaves the HIT step most of its second.
+    tokio::time::sleep(until_next_second()).await;
+
+    let miss = Step::get(client, &proxy, &seen, "MISS", REVALIDATED_PATH).await?;
+    println!("{miss}");
+    if miss.status != 200 || miss.cache_status != MISS_STATUS || miss.origin != 1 {
+        return Err(fail(
+            &miss,
+            &format!("200, {MISS_STATUS:?}, 1 origin request"),
+        ));
+    }
+
+    let hit = Step::get(client, &proxy, &seen, "HIT", REVALIDATED_PATH).await?;
+    println!("{hit}");
+    if hit.status != 200 || !hit.has("hit") || hit.origin != miss.origin {
+        return Err(fail(
+            &hit,
+            "200 and a Cache-Status with `hit`, from the cache alone",
+        ));
+    }
+
+    let stale_miss = Step::get(client, &proxy, &seen, "MISS", STALE_PATH).await?;
+    println!("{stale_miss}");
+    if stale_miss.status != 200
+        || stale_miss.cache_status != MISS_STATUS
+        || stale_miss.origin != hit.origin + 1
+    {
+        return Err(fail(&stale_miss, &format!("200 and {MISS_STATUS:?}")));
+    }
+
+    // Both URLs: stale a tenth of a second after their lifetime of one
+    // second.
+    let stale_at = miss.date()?.max(stale_miss.date()?) + Duration::from_millis(1100);
+    tokio::time::sleep(until(stale_at)).await;
+    let revalidated = Step::get(client, &proxy, &seen, "REVALIDATED", REVALIDATED_PATH).await?;
+    println!("{revalidated}");
+    let answered_304 = seen
+        .requests()
+        .last()
+        .is_some_and(|r| r.path == REVALIDATED_PATH && r.conditional && r.status == 304);
+    if revalidated.status != 200
+        || !(revalidated.has("fwd=stale") && revalidated.has("fwd-status=304"))
+        || revalidated.origin != stale_miss.origin + 1
+        || !answered_304
+    {
+        return Err(fail(
+            &revalidated,
+            "200 and a Cache-Status with `fwd=stale; fwd-status=304`, after one \
+             If-None-Match request the origin answered 304",
+        ));
+    }
+
+    let before = seen.requests().len();
+    let stale = Step::get(client, &proxy, &seen, "STALE", STALE_PATH).await?;
+    println!("{stale}");
+    let stale_ttl = stale.ttl().is_some_and(|ttl| ttl < 0);
+    if stale.status != 200 || !stale.has("hit") || !stale_ttl {
+        return Err(fail(
+            &stale,
+            "200 and a Cache-Status with `hit` and a negative `ttl`",
+        ));
+    }
+    println!("origin: requests the origin had seen when the step's response arrived.");
+    let background = seen
+        .wait_for(before, STALE_PATH, BACKGROUND_TIMEOUT)
+        .await
+        .ok_or_else(|| {
+            fail(
+                &stale,
+                &format!(
+                    "a background revalidation of {STALE_PATH} to reach the origin within {BACKGROUND_TIMEOUT:?}"
+                ),
+            )
+        })?;
+    println!(
+        "\nThe STALE response came from the cache; the proxy then revalidated {STALE_PATH} in the background: \
+         the origin saw a {} request and answered {} ({} requests in all).",
+        if background.conditional {
+            "conditional (If-None-Match)"
+        } else {
+            "plain, unconditional"
+        },
+        background.status,
+        seen.requests().len()
+    );
+
+    let metrics = proxy.metrics(client).await?;
+    println!(
+        "\nrespcache-proxy /metrics (http://{}/metrics):",
+        proxy.admin
+    );
+    for line in metrics.lines().filter(|line| {
+        !line.starts_with('#')
+            && [
+                "respcache_hits_total",
+                "respcache_misses_total",
+                "respcache_stale_served_total",
+                "respcache_revalidations_total",
+                "respcache_not_modified_total",
+            ]
+            .iter()
+            .any(|name| line.split_whitespace().next() == Some(name))
+    }) {
+        println!("  {line}");
+    }
+    Ok(())
+}
+
+/// One request through the proxy, as the table shows it.
+struct Step {
+    name: &'static str,
+    path: &'static str,
+    status: u16,
+    /// The proxy's `Cache-Status` member (the last in the list).
+    cache_status: String,
+    /// The response's `Date`, as the origin sent it.
+    date: Option<String>,
+    /// Requests the origin had seen when the response arrived.
+    origin: usize,
+    elapsed: Duration,
+}
+
+impl Step {
+    async fn get(
+        client: &DemoClient,
+        proxy: &ProxyProcess,
+        seen: &OriginLog,
+        name: &'static str,
+        path: &'static str,
+    ) -> Result<Self, DemoError> {
+        let url = format!("http://{}{path}", proxy.listen);
+        let started = Instant::now();
+        let response = client
+            .request(Request::get(&url).body(Empty::new())?)
+            .await
+            .map_err(|e| format!("proxy step {name}: GET {url}: {e}"))?;
+        let (parts, body) = response.into_parts();
+        // The whole body: the fs backend commits an entry when it ends.
+        body.collect()
+            .await
+            .map_err(|e| format!("proxy step {name}: GET {url}: reading the body: {e}"))?;
+        let elapsed = started.elapsed();
+        let text = |name| {
+            parts
+                .headers
+                .get_all(name)
+                .iter()
+                .next_back()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        Ok(Self {
+            name,
+            path,
+            status: parts.status.as_u16(),
+            cache_status: text(http::header::HeaderName::from_static("cache-status"))
+                .and_then(|list| list.rsplit(',').next().map(|m| m.trim().to_owned()))
+                .unwrap_or_default(),
+            date: text(http::header::DATE),
+            origin: seen.requests().len(),
+            elapsed,
+        })
+    }
+
+    /// Whether the `Cache-Status` member has this parameter (`hit`,
+    /// `fwd=stale`).
+    fn has(&self, parameter: &str) -> bool {
+        self.parameters().any(|p| p == parameter)
+    }
+
+    fn ttl(&self) -> Option<i64> {
+        self.parameters()
+            .find_map(|p| p.strip_prefix("ttl="))
+            .and_then(|ttl| ttl.parse().ok())
+    }
+
+    fn parameters(&self) -> impl Iterator<Item = &str> {
+        self.cache_status.split(';').skip(1).map(str::trim)
+    }
+
+    fn date(&self) -> Result<SystemTime, DemoError> {
+        let date = self
+            .date
+            .as_deref()
+            .ok_or_else(|| format!("proxy step {} (GET {}): no Date", self.name, self.path))?;
+        httpdate::parse_http_date(date).map_err(|e| {
+            format!(
+                "proxy step {} (GET {}): Date {date:?}: {e}",
+                self.name, self.path
+            )
+            .into()
+        })
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:12} {:8} {:>6} {:>6} {:>10}  {}",
+            self.name,
+            self.path,
+            self.status,
+            self.origin,
+            format!("{:.2} ms", self.elapsed.as_secs_f64() * 1e3),
+            self.cache_status
+        )
+    }
+}
+
+/// How long until just after the next whole second.
+fn until_next_second() -> Duration {
+    let into = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    Duration::from_nanos(u64::from(1_000_000_000 - into)) + Duration::from_millis(20)
+}
+
+/// How long until `moment` (zero once it has passed).
+fn until(moment: SystemTime) -> Duration {
+    moment.duration_since(SystemTime::now()).unwrap_or_default()
+}
+
+/// One request the proxy's origin answered.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    /// It carried `If-None-Match`.
+    conditional: bool,
+    status: u16,
+}
+
+/// Every request the proxy's origin answered, in order.
+#[derive(Debug, Default)]
+struct OriginLog {
+    requests: Mutex<Vec<Seen>>,
+}
+
+impl OriginLog {
+    fn record(&self, seen: Seen) {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(seen);
+    }
+
+    fn requests(&self) -> Vec<Seen> {
+        self.requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The first request for `path` after the first `after`, once it comes.
+    async fn wait_for(&self, after: usize, path: &str, timeout: Duration) -> Option<Seen> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let found = self
+                .requests()
+                .into_iter()
+                .skip(after)
+                .find(|r| r.path == path);
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// The origin behind the proxy: each URL is fresh for one second and has
+/// one version, so a request that names its ETag is answered 304.
+async fn proxy_origin(
+    request: Request<Incoming>,
+    seen: Arc<OriginLog>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = request.uri().path().to_owned();
+    let cache_control = match path.as_str() {
+        REVALIDATED_PATH => Some("max-age=1"),
+        STALE_PATH => Some("max-age=1, stale-while-revalidate=60"),
+        _ => None,
+    };
+    let if_none_match = request.headers().get(http::header::IF_NONE_MATCH);
+    let not_modified = if_none_match
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|tag| tag.trim().trim_start_matches("W/"))
+                .any(|tag| tag == ETAG || tag == "*")
+        });
+    let mut response = Response::builder().header(
+        "date",
+        httpdate::fmt_http_date(std::time::SystemTime::now()),
+    );
+    let body = match cache_control {
+        None => {
+            response = response.status(404);
+            Bytes::from_static(b"not found\n")
+        }
+        Some(cache_control) => {
+            response = response
+                .header("cache-control", cache_control)
+                .header("etag", ETAG);
+            if not_modified {
+                response = response.status(304);
+                Bytes::new()
+            } else {
+                Bytes::from(format!("{path}: one version, fresh for a second\n"))
+            }
+        }
+    };
+    let response = response
+        .body(Full::new(body))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
+    seen.record(Seen {
+        path,
+        conditional: if_none_match.is_some(),
+        status: response.status().as_u16(),
+    });
+    Ok(response)
+}
+
+/// Builds `respcache-proxy` and returns the binary's path.
+async fn build_proxy() -> Result<PathBuf, DemoError> {
+    tokio::task::spawn_blocking(|| {
+        crate::run_step(
+            "cargo build -p respcache-proxy",
+            &mut crate::cargo(&["build", "-p", "respcache-proxy"]),
+        )
+    })
+    .await??;
+    // Cargo reads a relative CARGO_TARGET_DIR from where it runs: the
+    // workspace root, for `crate::cargo`.
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => crate::workspace_root().join(dir),
+        _ => crate::workspace_root().join("target"),
+    };
+    let binary = target
+        .join("debug")
+        .join(format!("respcache-proxy{}", std::env::consts::EXE_SUFFIX));
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "cargo built respcache-proxy, but {} is not there",
+            binary.display()
+        )
+        .into())
+    }
+}
+
+/// A running `respcache-proxy`, killed when dropped, so that no exit
+/// path of the demo leaves it behind.
+struct ProxyProcess {
+    child: Child,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    /// Where its stdout and stderr go.
+    log: PathBuf,
+}
+
+impl ProxyProcess {
+    /// Starts the proxy in front of `origin`, its cache and log in `dir`,
+    /// and waits until it accepts connections.
+    async fn start(binary: &Path, origin: SocketAddr, dir: &Path) -> Result<Self, DemoError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("creating the proxy's directory {}: {e}", dir.display()))?;
+        let (listen, admin) = two_free_ports()?;
+        let log = dir.join("proxy.log");
+        let output = std::fs::File::create(&log)
+            .map_err(|e| format!("creating the proxy's log {}: {e}", log.display()))?;
+        let child = Command::new(binary)
+            .args(["--upstream", &format!("http://{origin}")])
+            .args(["--listen", &listen.to_string()])
+            .args(["--admin", &admin.to_string()])
+            .args(["--backend", "fs"])
+            .arg("--dir")
+            .arg(dir.join("cache"))
+            .stdin(Stdio::null())
+            .stdout(output.try_clone()?)
+            .stderr(output)
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", binary.display()))?;
+        let mut proxy = Self {
+            child,
+            listen,
+            admin,
+            log,
+        };
+        proxy.wait_until_accepting().await?;
+        Ok(proxy)
+    }
+
+    async fn wait_until_accepting(&mut self) -> Result<(), DemoError> {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Err(format!(
+                    "respcache-proxy exited before accepting connections ({status}); its log: {}",
+                    self.log.display()
+                )
+                .into());
+            }
+            let accepting = [self.listen, self.admin]
+                .iter()
+                .all(|addr| TcpStream::connect_timeout(addr, Duration::from_millis(100)).is_ok());
+            if accepting {
+                return Ok(());
+            }
+            if started.elapsed() > PROXY_START_TIMEOUT {
+                return Err(format!(
+                    "respcache-proxy did not accept connections on {} and {} within {PROXY_START_TIMEOUT:?}; its log: {}",
+                    self.listen,
+                    self.admin,
+                    self.log.display()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The admin endpoint's `/metrics` text.
+    async fn metrics(&self, client: &DemoClient) -> Result<String, DemoError> {
+        let url = format!("http://{}/metrics", self.admin);
+        let response = client
+            .request(Request::get(&url).body(Empty::new())?)
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {url}: {}", response.status()).into());
+        }
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| format!("GET {url}: reading the body: {e}"))?;
+        Ok(String::from_utf8_lossy(&body.to_bytes()).into_owned())
+    }
+}
+
+impl Drop for ProxyProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two loopback addresses free a moment ago, for the proxy to listen on.
+/// Both listeners are held at once so that the two ports differ.
+fn two_free_ports() -> Result<(SocketAddr, SocketAddr), DemoError> {
+    let first = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    let second = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok((first.local_addr()?, second.local_addr()?))
 }
