@@ -1,0 +1,173 @@
+//! The real `respcache-proxy` binary, run as a child process.
+
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+use tokio::net::TcpStream;
+
+/// The binary under test.
+pub const BINARY: &str = env!("CARGO_BIN_EXE_respcache-proxy");
+
+/// How long the proxy gets to start or to stop before a test fails.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A running proxy, killed when dropped so that no process outlives its
+/// test. Its log is printed when the test fails.
+#[derive(Debug)]
+pub struct Proxy {
+    child: Child,
+    /// Where clients connect.
+    pub addr: SocketAddr,
+    /// Where `GET /metrics` is served.
+    pub admin: SocketAddr,
+    log: PathBuf,
+    // Dropped after the child is killed.
+    _dir: TempDir,
+}
+
+impl Proxy {
+    /// Starts the proxy in front of `upstream` (`http://HOST:PORT`) with
+    /// `backend` (`fs` or `cacache`) in a fresh cache directory, and waits
+    /// until both its ports accept connections.
+    pub async fn start(upstream: &str, backend: &str) -> Self {
+        // A port picked here may be taken by a parallel test before the
+        // proxy binds it; the proxy then exits and is started again.
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("a cache directory");
+            let log = dir.path().join("proxy.log");
+            let (addr, admin) = (free_port(), free_port());
+            let child = Command::new(BINARY)
+                .args(["--upstream", upstream])
+                .args(["--listen", &addr.to_string()])
+                .args(["--admin", &admin.to_string()])
+                .arg("--dir")
+                .arg(dir.path().join("cache"))
+                .args(["--backend", backend])
+                .env(
+                    "RUST_LOG",
+                    "info,respcache_proxy=debug,respcache_http=debug",
+                )
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).expect("the proxy's log file"))
+                .spawn()
+                .expect("starting respcache-proxy");
+            let mut proxy = Self {
+                child,
+                addr,
+                admin,
+                log,
+                _dir: dir,
+            };
+            if proxy.ready().await {
+                return proxy;
+            }
+            let log = proxy.log();
+            assert!(
+                log.contains("cannot listen"),
+                "respcache-proxy exited at start:\n{log}"
+            );
+        }
+        panic!("respcache-proxy found no free ports in five tries");
+    }
+
+    /// Waits until the proxy accepts connections on both ports; `false` if
+    /// it exited first.
+    async fn ready(&mut self) -> bool {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if self.child.try_wait().expect("polling the proxy").is_some() {
+                return false;
+            }
+            if TcpStream::connect(self.addr).await.is_ok()
+                && TcpStream::connect(self.admin).await.is_ok()
+            {
+                return true;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "respcache-proxy did not accept connections within {PATIENCE:?}:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `http://`, the proxy's address and `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// `http://`, the admin address and `path`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Sends SIGTERM, as a service manager stopping the proxy would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// The proxy's exit status, if it has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("polling the proxy")
+    }
+
+    /// Waits for the proxy to exit; fails the test if it takes longer
+    /// than it should.
+    pub async fn exit_status(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "respcache-proxy still running {PATIENCE:?} after being told to stop:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// What the proxy has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- respcache-proxy log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Runs the proxy with `args` and waits for it, for command lines that
+/// must be refused before anything starts.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running respcache-proxy")
+}
+
+/// A loopback address with a port nothing listens on right now.
+pub fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+}
