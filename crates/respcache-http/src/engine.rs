@@ -1,7 +1,7 @@
 //! The RFC 9111 engine: lookup, freshness, revalidation, storing,
 //! invalidation, stale serving and request coalescing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -11,10 +11,10 @@ use http_body::Body as _;
 use respcache_core::BoxError;
 use respcache_core::http_cache_semantics::CacheOptions;
 use respcache_core::{CachePolicy, abbreviate_key};
-use tokio::sync::watch;
 use url::Url;
 
 use crate::body::{self, CacheBody, Guarded};
+use crate::coalesce::{Flight, Flights, Follower, Role};
 use crate::conditional;
 use crate::directives::{Directives, remove_hop_by_hop};
 use crate::freshness::{self, Freshness};
@@ -48,8 +48,8 @@ impl<S> Clone for HttpCache<S> {
 struct Shared<S> {
     storage: S,
     options: Options,
-    /// Keys with a request on its way to the origin, and how to wait for it.
-    in_flight: Mutex<HashMap<String, watch::Receiver<()>>>,
+    /// Keys with a request on its way to the origin, and how to follow it.
+    flights: Flights<Spooled>,
     /// Keys with a background revalidation under way.
     revalidating: Mutex<HashSet<String>>,
     metrics: Metrics,
@@ -68,23 +68,17 @@ enum Lookup {
     },
 }
 
-/// A request on its way to the origin that others may wait for. Dropping
-/// it (when the response is stored, or turned out not to be storable)
-/// wakes them.
-struct Flight {
-    in_flight: Arc<dyn Fn() + Send + Sync>,
-    _done: watch::Sender<()>,
-}
-
-impl Drop for Flight {
-    fn drop(&mut self) {
-        (self.in_flight)();
-    }
-}
-
-enum Role {
-    Leader(Flight),
-    Follower(watch::Receiver<()>),
+/// What a coalesced request learns of the leader's response, besides its
+/// body, to tell whether that response answers it too.
+#[derive(Debug)]
+struct Spooled {
+    /// The head as it is stored.
+    head: response::Parts,
+    policy: CachePolicy,
+    /// What the leader's request did.
+    status: CacheStatus,
+    /// The `Vary` index and the variant key the response is stored under.
+    vary: Option<(VaryIndex, String)>,
 }
 
 impl<S: Storage> HttpCache<S> {
@@ -94,7 +88,7 @@ impl<S: Storage> HttpCache<S> {
             shared: Arc::new(Shared {
                 storage,
                 options,
-                in_flight: Mutex::new(HashMap::new()),
+                flights: Flights::default(),
                 revalidating: Mutex::new(HashSet::new()),
                 metrics: Metrics::default(),
             }),
@@ -170,12 +164,7 @@ impl<S: Storage> HttpCache<S> {
                         Choice::ServeStale => {
                             self.shared.metrics.stale();
                             let ttl = self.freshness(&stored.head, now).ttl_seconds();
-                            self.revalidate_in_background(
-                                &parts,
-                                &found_key,
-                                &stored,
-                                origin.clone(),
-                            );
+                            self.revalidate_in_background(&parts, &found_key, origin.clone());
                             return Ok(self.serve(
                                 &parts,
                                 stored,
@@ -196,12 +185,14 @@ impl<S: Storage> HttpCache<S> {
             let flight = if collapsed || !self.may_collapse(&parts, mode) {
                 None
             } else {
-                match self.join_or_lead(&key) {
+                match self.shared.flights.join_or_lead(&key) {
                     Role::Leader(flight) => Some(flight),
-                    Role::Follower(mut done) => {
+                    Role::Follower(follower) => {
                         self.shared.metrics.coalesced();
                         drop(prior);
-                        let _ = done.changed().await;
+                        if let Some(response) = self.follow(&parts, &key, mode, follower).await {
+                            return Ok(response);
+                        }
                         collapsed = true;
                         continue;
                     }
@@ -413,23 +404,41 @@ impl<S: Storage> HttpCache<S> {
             && !Directives::of(&parts.headers).has("no-store")
     }
 
-    fn join_or_lead(&self, key: &str) -> Role {
-        let mut in_flight = lock(&self.shared.in_flight);
-        if let Some(done) = in_flight.get(key) {
-            return Role::Follower(done.clone());
-        }
-        let (done, wait) = watch::channel(());
-        in_flight.insert(key.to_owned(), wait);
-        let shared = Arc::downgrade(&self.shared);
-        let key = key.to_owned();
-        Role::Leader(Flight {
-            in_flight: Arc::new(move || {
-                if let Some(shared) = shared.upgrade() {
-                    lock(&shared.in_flight).remove(&key);
+    /// A coalesced request: answered from the leader's response as it
+    /// arrives when that response answers this request too (the same
+    /// variant, fresh enough for it); else, once the leader is done, `None`
+    /// and the request looks the cache up again.
+    async fn follow(
+        &self,
+        parts: &request::Parts,
+        key: &str,
+        mode: CacheMode,
+        mut follower: Follower<Spooled>,
+    ) -> Option<Response<CacheBody>> {
+        if let Some(spool) = follower.spool().await {
+            let meta = spool.meta();
+            let same_variant = meta
+                .vary
+                .as_ref()
+                .is_none_or(|(index, variant)| index.variant_key(key, &parts.headers) == *variant);
+            if same_variant && let Some(reader) = spool.attach() {
+                let stored = Stored {
+                    head: respcache_core::clone_head(&meta.head),
+                    policy: meta.policy.clone(),
+                    body: body::boxed(reader),
+                };
+                let now = SystemTime::now();
+                if matches!(self.choose(parts, mode, &stored, now), Choice::Serve) {
+                    let mut status = meta.status.clone();
+                    status.stored = false;
+                    status.collapsed = true;
+                    status.ttl = Some(self.freshness(&stored.head, now).ttl_seconds());
+                    return Some(self.serve(parts, stored, status, now, false));
                 }
-            }),
-            _done: done,
-        })
+            }
+        }
+        follower.done().await;
+        None
     }
 
     /// Goes to the origin for a request the cache could not answer, and
@@ -443,7 +452,7 @@ impl<S: Storage> HttpCache<S> {
         key: String,
         why: Forward,
         index: Option<VaryIndex>,
-        flight: Option<Flight>,
+        flight: Option<Flight<Spooled>>,
         mode: CacheMode,
         now: SystemTime,
     ) -> Result<Response<CacheBody>, BoxError>
@@ -480,7 +489,7 @@ impl<S: Storage> HttpCache<S> {
         key: String,
         stored: Stored,
         index: Option<VaryIndex>,
-        flight: Option<Flight>,
+        flight: Option<Flight<Spooled>>,
         now: SystemTime,
     ) -> Result<Response<CacheBody>, BoxError>
     where
@@ -619,13 +628,8 @@ impl<S: Storage> HttpCache<S> {
 
     /// Revalidates `stored` in a task of its own while the stale response
     /// is served, once per key at a time.
-    fn revalidate_in_background<O, ReqB>(
-        &self,
-        parts: &request::Parts,
-        key: &str,
-        stored: &Stored,
-        origin: O,
-    ) where
+    fn revalidate_in_background<O, ReqB>(&self, parts: &request::Parts, key: &str, origin: O)
+    where
         O: Origin<ReqB>,
         ReqB: Default + Send + 'static,
     {
@@ -641,7 +645,6 @@ impl<S: Storage> HttpCache<S> {
             request.headers_mut().remove(header::CACHE_CONTROL);
             request.headers_mut().remove(header::PRAGMA);
         }
-        let _ = stored;
         tokio::spawn(async move {
             if let Ok(request) = request {
                 let response = cache.handle_revalidation(request, origin).await;
@@ -704,7 +707,7 @@ impl<S: Storage> HttpCache<S> {
         key: String,
         response: Response<CacheBody>,
         index: Option<VaryIndex>,
-        flight: Option<Flight>,
+        flight: Option<Flight<Spooled>>,
         mode: CacheMode,
         status: &mut CacheStatus,
         now: SystemTime,
@@ -732,6 +735,7 @@ impl<S: Storage> HttpCache<S> {
         let Ok(url) = Url::parse(&absolute_url(parts)) else {
             return Response::from_parts(head, body);
         };
+        let mut vary = None;
         let store_key = if fields.is_empty() {
             key
         } else {
@@ -761,8 +765,14 @@ impl<S: Storage> HttpCache<S> {
                     return Response::from_parts(head, body);
                 }
             }
-            index.variant_key(&key, &parts.headers)
+            let variant = index.variant_key(&key, &parts.headers);
+            vary = Some((index, variant.clone()));
+            variant
         };
+        // Followers are told the head and policy as stored.
+        let spooled = flight
+            .as_ref()
+            .map(|_| (respcache_core::clone_head(&stored_head), policy.clone()));
         // A server never reads a body that is empty from the start (a 204,
         // a HEAD), so such a store is completed here.
         let empty = body.is_end_stream();
@@ -780,8 +790,22 @@ impl<S: Storage> HttpCache<S> {
             Ok(body) => {
                 self.shared.metrics.store();
                 status.stored = true;
-                body
+                return match (flight, spooled) {
+                    (Some(flight), Some((head_as_stored, policy))) => {
+                        let meta = Spooled {
+                            head: head_as_stored,
+                            policy,
+                            status: status.clone(),
+                            vary,
+                        };
+                        let body = flight.spool(meta, body, options.coalesce_buffer);
+                        Response::from_parts(head, body)
+                    }
+                    _ => Response::from_parts(head, body),
+                };
             }
+            // Where nothing is being stored, the flight ends here and
+            // the followers go to the origin themselves.
             Err(PutFailed {
                 error,
                 body: Some(body),
@@ -795,10 +819,6 @@ impl<S: Storage> HttpCache<S> {
                 tracing::error!(key = %abbreviate_key(&store_key), %error, "the backend failed after taking the body");
                 body::full(bytes::Bytes::new())
             }
-        };
-        let body = match flight {
-            Some(flight) => Guarded::wrap(body, flight),
-            None => body,
         };
         Response::from_parts(head, body)
     }

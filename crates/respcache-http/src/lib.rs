@@ -55,6 +55,7 @@
 //! ```
 
 mod body;
+mod coalesce;
 mod conditional;
 mod directives;
 mod engine;

@@ -67,6 +67,12 @@ pub struct Options {
     /// Heuristic freshness, as a fraction of the time since
     /// `Last-Modified`, for responses that state no lifetime.
     pub heuristic_fraction: f32,
+    /// Requests that miss while another request for the same key is at the
+    /// origin wait for it and read its response as it arrives. This bounds
+    /// the bytes held for them per key: the origin is read no further
+    /// ahead of the slowest of them, and a request that comes once the
+    /// body has outgrown it reads the stored entry when it is complete.
+    pub coalesce_buffer: usize,
 }
 
 impl Default for Options {
@@ -81,6 +87,7 @@ impl Default for Options {
             heuristic_fraction: 0.1,
             serve_stale_when_disconnected: true,
             surrogate: None,
+            coalesce_buffer: 1024 * 1024,
         }
     }
 }
@@ -94,6 +101,7 @@ impl fmt::Debug for Options {
             .field("max_buffered_body", &self.max_buffered_body)
             .field("cache_name", &self.cache_name)
             .field("heuristic_fraction", &self.heuristic_fraction)
+            .field("coalesce_buffer", &self.coalesce_buffer)
             .field(
                 "serve_stale_when_disconnected",
                 &self.serve_stale_when_disconnected,

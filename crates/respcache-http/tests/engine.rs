@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use respcache_http::{CacheMode, HttpCache, Options, Storage};
-use support::{Origin, get, request, response, send};
+use support::{Gate, Origin, get, pattern, request, response, send};
 
 /// Runs each named check over both backends, with default options.
 macro_rules! on_both_backends {
@@ -44,6 +44,9 @@ on_both_backends!(
     head_is_answered_from_a_stored_get,
     the_client_s_own_conditions_are_answered_from_the_cache,
     a_range_is_served_from_a_stored_body,
+    a_follower_reads_the_leader_s_response_as_it_arrives,
+    a_follower_reads_on_when_the_leader_hangs_up,
+    a_follower_of_another_variant_gets_its_own,
 );
 
 async fn a_fresh_response_is_stored_then_served_with_its_age<S: Storage>(cache: HttpCache<S>) {
@@ -533,37 +536,8 @@ async fn a_failing_backend_degrades_to_the_origin() {
 async fn bodies_stream_through_before_the_origin_finishes() {
     // The origin sends its first half, then waits until the client has it:
     // a cache that buffered the body first would never deliver it.
-    let (release, released) = tokio::sync::watch::channel(false);
-    let released = Arc::new(tokio::sync::Mutex::new(released));
-    let origin = Origin::start_async(move |_, _| {
-        let released = released.clone();
-        Box::pin(async move {
-            let (tx, rx) =
-                tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(2);
-            tokio::spawn(async move {
-                let _ = tx
-                    .send(Ok(http_body::Frame::data(Bytes::from(vec![
-                        1u8;
-                        64 * 1024
-                    ]))))
-                    .await;
-                let mut released = released.lock().await;
-                let _ = released.wait_for(|go| *go).await;
-                let _ = tx
-                    .send(Ok(http_body::Frame::data(Bytes::from(vec![
-                        2u8;
-                        64 * 1024
-                    ]))))
-                    .await;
-            });
-            let body = http_body_util::StreamBody::new(tokio_stream(rx));
-            http::Response::builder()
-                .header("cache-control", "max-age=60")
-                .body(respcache_http::boxed(body))
-                .unwrap()
-        })
-    })
-    .await;
+    let gate = Gate::new();
+    let origin = gated_origin(&gate).await;
     let dir = tempfile::tempdir().unwrap();
     let cache = support::fs_cache(dir.path(), Options::default());
     let url = origin.url("/stream");
@@ -572,25 +546,201 @@ async fn bodies_stream_through_before_the_origin_finishes() {
         .await
         .unwrap();
     let mut body = response.into_body();
-    let first = tokio::time::timeout(Duration::from_secs(10), body.frame())
-        .await
-        .expect("the first bytes arrive while the origin still holds the rest")
-        .unwrap()
-        .unwrap();
-    assert_eq!(first.into_data().unwrap()[0], 1);
-    release.send(true).unwrap();
-    let rest = body.collect().await.unwrap().to_bytes();
-    assert!(rest.contains(&2));
+    let first = first_bytes(&mut body).await;
+    assert_eq!(first[0], pattern(1, FIRST.0)[0]);
+    gate.open();
+    assert!(rest_of(first, body).await == whole());
     let hit = send(&cache, get(&url, &[])).await;
     assert!(hit.is_hit());
-    assert_eq!(hit.body.len(), 128 * 1024);
+    assert!(hit.body == whole());
 }
 
-/// A receiver as a stream of frames.
-fn tokio_stream<T: Send + 'static>(
-    mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_util::Stream<Item = T> + Send {
-    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+/// What [`gated_origin`] sends before its gate opens, and after: a seed
+/// and a length.
+const FIRST: (u8, usize) = (1, 64 * 1024);
+const REST: (u8, usize) = (2, 64 * 1024);
+
+fn whole() -> Bytes {
+    [pattern(FIRST.1, FIRST.0), pattern(REST.1, REST.0)]
+        .concat()
+        .into()
+}
+
+/// An origin whose fresh response sends [`FIRST`], then waits for `gate`
+/// to send [`REST`].
+async fn gated_origin(gate: &Gate) -> Origin {
+    let gate = gate.clone();
+    Origin::start(move |_, _| {
+        let body = gate.body(pattern(FIRST.1, FIRST.0), pattern(REST.1, REST.0));
+        http::Response::builder()
+            .header("cache-control", "max-age=60")
+            .body(body)
+            .unwrap()
+    })
+    .await
+}
+
+/// The next frame's bytes, which must come within ten seconds.
+async fn first_bytes(body: &mut respcache_http::CacheBody) -> Bytes {
+    tokio::time::timeout(Duration::from_secs(10), body.frame())
+        .await
+        .expect("bytes arrive while the origin still holds the rest")
+        .expect("a frame")
+        .expect("data")
+        .into_data()
+        .expect("a data frame")
+}
+
+/// A GET for `url` while another is at the origin: its head must come
+/// within ten seconds, before the origin's last byte.
+async fn follow<S: Storage>(
+    cache: &HttpCache<S>,
+    url: &str,
+) -> http::Response<respcache_http::CacheBody> {
+    let follower = cache.handle(get(url, &[]), support::client());
+    tokio::time::timeout(Duration::from_secs(10), follower)
+        .await
+        .expect("a follower's head comes before the origin's last byte")
+        .unwrap()
+}
+
+/// Collects `body`, where `first` was read from it already.
+async fn rest_of(first: Bytes, body: respcache_http::CacheBody) -> Bytes {
+    let rest = body.collect().await.unwrap().to_bytes();
+    [first, rest].concat().into()
+}
+
+async fn a_follower_reads_the_leader_s_response_as_it_arrives<S: Storage>(cache: HttpCache<S>) {
+    let gate = Gate::new();
+    let origin = gated_origin(&gate).await;
+    let url = origin.url("/coalesced");
+    let leader = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    // The leader has its head, so its request is out: this one follows it.
+    let follower = follow(&cache, &url).await;
+    let status = follower.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        status.contains("fwd=uri-miss") && status.contains("collapsed"),
+        "{status}"
+    );
+    assert!(
+        !status.contains("stored"),
+        "a follower stores nothing: {status}"
+    );
+    // The follower reads while the leader has read nothing yet.
+    let mut follower = follower.into_body();
+    let first = first_bytes(&mut follower).await;
+    gate.open();
+    assert!(
+        rest_of(first, follower).await == whole(),
+        "the follower's body"
+    );
+    let leader = leader.into_body().collect().await.unwrap().to_bytes();
+    assert!(leader == whole(), "the leader's body");
+    assert_eq!(origin.requests(), 1);
+    assert_eq!(cache.metrics().coalesced, 1);
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(hit.is_hit(), "{}", hit.cache_status());
+    assert!(hit.body == whole());
+}
+
+async fn a_follower_reads_on_when_the_leader_hangs_up<S: Storage>(cache: HttpCache<S>) {
+    let gate = Gate::new();
+    let origin = gated_origin(&gate).await;
+    let url = origin.url("/abandoned");
+    let leader = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    let follower = follow(&cache, &url).await;
+    let mut leader = leader.into_body();
+    first_bytes(&mut leader).await;
+    drop(leader);
+    let mut follower = follower.into_body();
+    let first = first_bytes(&mut follower).await;
+    gate.open();
+    assert!(rest_of(first, follower).await == whole());
+    // The follower read the body to its end, so the store completed.
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(hit.is_hit(), "{}", hit.cache_status());
+    assert!(hit.body == whole());
+    assert_eq!(origin.requests(), 1);
+}
+
+async fn a_follower_of_another_variant_gets_its_own<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start_async(|seen, _| {
+        let language = seen.headers["accept-language"].to_str().unwrap().to_owned();
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let mut response = response(
+                200,
+                &[("cache-control", "max-age=60"), ("vary", "accept-language")],
+                "",
+            );
+            *response.body_mut() = respcache_http::full(language);
+            response
+        })
+    })
+    .await;
+    let url = origin.url("/negotiated");
+    let leader = tokio::spawn({
+        let (cache, url) = (cache.clone(), url.clone());
+        async move { send(&cache, get(&url, &[("accept-language", "en")])).await }
+    });
+    wait_for(async || origin.requests(), |n| *n == 1).await;
+    let follower = send(&cache, get(&url, &[("accept-language", "de")])).await;
+    assert_eq!(follower.body, "de", "{}", follower.cache_status());
+    assert_eq!(leader.await.unwrap().body, "en");
+    assert_eq!(origin.requests(), 2);
+}
+
+/// A follower that comes once the leader's body has outgrown the
+/// coalescing buffer waits for the store and reads the entry from it.
+async fn a_late_follower_reads_the_stored_entry<S: Storage>(cache: HttpCache<S>) {
+    let gate = Gate::new();
+    let origin = gated_origin(&gate).await;
+    let url = origin.url("/late");
+    let leader = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    let mut leader = leader.into_body();
+    let mut read = BytesMut::new();
+    while read.len() <= cache.options().coalesce_buffer {
+        read.extend_from_slice(&first_bytes(&mut leader).await);
+    }
+    let follower = tokio::spawn({
+        let (cache, url) = (cache.clone(), url.clone());
+        async move { send(&cache, get(&url, &[])).await }
+    });
+    wait_for(async || cache.metrics().coalesced, |n| *n == 1).await;
+    gate.open();
+    assert!(rest_of(read.freeze(), leader).await == whole());
+    let follower = follower.await.unwrap();
+    assert!(follower.body == whole(), "the late follower's body");
+    let status = follower.cache_status();
+    assert!(
+        status.contains("hit") && status.contains("collapsed"),
+        "{status}"
+    );
+    assert_eq!(origin.requests(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_follower_reads_the_stored_entry_on_both_backends() {
+    let options = || Options {
+        coalesce_buffer: 16 * 1024,
+        ..Options::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    a_late_follower_reads_the_stored_entry(support::fs_cache(dir.path(), options())).await;
+    let dir = tempfile::tempdir().unwrap();
+    a_late_follower_reads_the_stored_entry(support::cacache_cache(dir.path(), options())).await;
 }
 
 /// Repeats `attempt` until `done` holds (a background task is finishing).
@@ -628,7 +778,7 @@ async fn a_body_that_fails_halfway_reaches_the_client_as_an_error_and_is_not_sto
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 let _ = tx.send(Err(std::io::Error::other("origin crashed"))).await;
             });
-            let body = http_body_util::StreamBody::new(tokio_stream(rx));
+            let body = http_body_util::StreamBody::new(support::stream(rx));
             http::Response::builder()
                 .header("cache-control", "max-age=60")
                 .header("content-length", "100")

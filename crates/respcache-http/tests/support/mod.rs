@@ -213,3 +213,46 @@ pub fn cacache_cache(
     let manager = respcache_cacache::CACacheManager::new(dir, true);
     HttpCache::new(respcache_http::Buffered::new(manager), options)
 }
+
+/// A gate that a test opens to let origin bodies go on.
+#[derive(Clone)]
+pub struct Gate(Arc<tokio::sync::watch::Sender<bool>>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Self(Arc::new(tokio::sync::watch::channel(false).0))
+    }
+
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// A body that sends `first`, then waits for the gate, then sends
+    /// `rest`.
+    pub fn body(&self, first: Bytes, rest: Bytes) -> CacheBody {
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, std::io::Error>>(2);
+        let mut open = self.0.subscribe();
+        tokio::spawn(async move {
+            let _ = tx.send(Ok(http_body::Frame::data(first))).await;
+            let _ = open.wait_for(|open| *open).await;
+            let _ = tx.send(Ok(http_body::Frame::data(rest))).await;
+        });
+        respcache_http::boxed(http_body_util::StreamBody::new(stream(rx)))
+    }
+}
+
+/// A receiver as a stream.
+pub fn stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// `len` bytes that differ from those of any other `seed`.
+pub fn pattern(len: usize, seed: u8) -> Bytes {
+    (0..len)
+        .map(|i| (i % 251) as u8 ^ seed.wrapping_mul(37))
+        .collect::<Vec<u8>>()
+        .into()
+}

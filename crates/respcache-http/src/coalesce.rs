@@ -1,0 +1,475 @@
+//! Request coalescing: concurrent misses for one key make one origin
+//! request.
+//!
+//! The first request for a key (the leader) goes to the origin; the ones
+//! that arrive while it is out (the followers) wait for it. When the
+//! leader's response is being stored, it is *spooled*: a task of its own
+//! reads the body into the store and hands every chunk to the leader and
+//! to each follower as it arrives, so a follower's first byte does not
+//! wait for the origin's last. Memory stays flat: the spool holds at most
+//! `limit` bytes that some reader has not read yet, and makes the origin
+//! wait for the slowest reader beyond that. A follower that comes once the
+//! body has outgrown the limit (its start is gone) waits for the store to
+//! finish and reads the entry from storage instead.
+//!
+//! One reader leaving (a client that hangs up) never cuts the others off;
+//! only when every reader has left is the transfer, and with it the store,
+//! abandoned.
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use respcache_core::BoxError;
+use tokio::sync::watch;
+
+use crate::body::CacheBody;
+
+type Map<M> = Mutex<HashMap<String, watch::Receiver<Option<Arc<Spool<M>>>>>>;
+
+/// The keys with a request on its way to the origin. `M` is what a spool
+/// tells followers about the response besides its body.
+#[derive(Debug)]
+pub(crate) struct Flights<M> {
+    map: Arc<Map<M>>,
+}
+
+impl<M> Default for Flights<M> {
+    fn default() -> Self {
+        Self {
+            map: Arc::default(),
+        }
+    }
+}
+
+/// What a request for a key does: go to the origin, or wait for the
+/// request that already went.
+pub(crate) enum Role<M> {
+    Leader(Flight<M>),
+    Follower(Follower<M>),
+}
+
+impl<M> Flights<M> {
+    /// Leads the request for `key`, or follows the one already out.
+    pub(crate) fn join_or_lead(&self, key: &str) -> Role<M> {
+        let mut map = lock(&self.map);
+        if let Some(spool) = map.get(key) {
+            return Role::Follower(Follower {
+                spool: spool.clone(),
+            });
+        }
+        let (spool, wait) = watch::channel(None);
+        map.insert(key.to_owned(), wait);
+        Role::Leader(Flight {
+            key: key.to_owned(),
+            map: Arc::downgrade(&self.map),
+            spool,
+        })
+    }
+}
+
+/// The leader's hold on its key. Dropping it (the response is stored, or
+/// turned out not to be storable, or failed) lets the followers go on.
+pub(crate) struct Flight<M> {
+    key: String,
+    map: Weak<Map<M>>,
+    spool: watch::Sender<Option<Arc<Spool<M>>>>,
+}
+
+impl<M> Drop for Flight<M> {
+    fn drop(&mut self) {
+        if let Some(map) = self.map.upgrade() {
+            lock(&map).remove(&self.key);
+        }
+    }
+}
+
+impl<M: Send + Sync + 'static> Flight<M> {
+    /// Spools `body` (the body being stored) to the leader and the
+    /// followers: returns the leader's body. The flight ends when the
+    /// store does.
+    pub(crate) fn spool(self, meta: M, body: CacheBody, limit: usize) -> CacheBody {
+        let spool = Arc::new(Spool {
+            meta,
+            limit,
+            len: body.size_hint().exact(),
+            state: Mutex::new(State::default()),
+        });
+        let leader = spool.reader(&mut lock(&spool.state));
+        self.spool.send_replace(Some(spool.clone()));
+        tokio::spawn(pump(spool, body, self));
+        crate::body::boxed(leader)
+    }
+}
+
+/// A request waiting for the leader of its key.
+pub(crate) struct Follower<M> {
+    spool: watch::Receiver<Option<Arc<Spool<M>>>>,
+}
+
+impl<M> Follower<M> {
+    /// The leader's spool, once its response is being stored; `None` when
+    /// the leader finished without one.
+    pub(crate) async fn spool(&mut self) -> Option<Arc<Spool<M>>> {
+        let spool = self.spool.wait_for(Option::is_some).await.ok()?;
+        spool.clone()
+    }
+
+    /// Waits until the leader is done: its response stored, or not.
+    pub(crate) async fn done(mut self) {
+        while self.spool.changed().await.is_ok() {}
+    }
+}
+
+/// One response body on its way from the origin to several readers.
+pub(crate) struct Spool<M> {
+    meta: M,
+    limit: usize,
+    /// The body's length, when the origin said it.
+    len: Option<u64>,
+    state: Mutex<State>,
+}
+
+impl<M> std::fmt::Debug for Spool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spool")
+            .field("limit", &self.limit)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    /// Chunks not yet read by every reader (all of them while `whole`).
+    chunks: VecDeque<Bytes>,
+    /// The number of the chunk at the front of `chunks`.
+    first: u64,
+    /// Bytes in `chunks`.
+    held: usize,
+    /// The body outgrew the limit: its first bytes may be gone, so no
+    /// reader may join any more.
+    cut: bool,
+    readers: HashMap<u64, Reader>,
+    next_id: u64,
+    end: Option<End>,
+    /// The pump, waiting for the slowest reader.
+    pump: Option<Waker>,
+}
+
+struct Reader {
+    /// The number of the next chunk this reader gets.
+    next: u64,
+    waker: Option<Waker>,
+}
+
+#[derive(Clone)]
+enum End {
+    Complete(Option<HeaderMap>),
+    Failed(Arc<str>),
+}
+
+impl State {
+    fn pushed(&self) -> u64 {
+        self.first + self.chunks.len() as u64
+    }
+
+    fn wake_readers(&mut self) {
+        for reader in self.readers.values_mut() {
+            if let Some(waker) = reader.waker.take() {
+                waker.wake();
+            }
+        }
+    }
+
+    /// Drops the chunks every reader has read, once joining is over.
+    fn release(&mut self) {
+        if !self.cut {
+            return;
+        }
+        let pushed = self.pushed();
+        let oldest = self
+            .readers
+            .values()
+            .map(|reader| reader.next)
+            .min()
+            .unwrap_or(pushed);
+        let mut freed = false;
+        while self.first < oldest {
+            let Some(chunk) = self.chunks.pop_front() else {
+                break;
+            };
+            self.held -= chunk.len();
+            self.first += 1;
+            freed = true;
+        }
+        if freed && let Some(pump) = self.pump.take() {
+            pump.wake();
+        }
+    }
+}
+
+impl<M> Spool<M> {
+    /// What the leader said about the response.
+    pub(crate) fn meta(&self) -> &M {
+        &self.meta
+    }
+
+    /// A reader from the body's first byte, unless that byte is gone (the
+    /// body outgrew the limit) or the transfer failed.
+    pub(crate) fn attach(self: &Arc<Self>) -> Option<SpoolReader<M>> {
+        let mut state = lock(&self.state);
+        if state.cut || matches!(state.end, Some(End::Failed(_))) {
+            return None;
+        }
+        Some(self.reader(&mut state))
+    }
+
+    fn reader(self: &Arc<Self>, state: &mut State) -> SpoolReader<M> {
+        let id = state.next_id;
+        state.next_id += 1;
+        state.readers.insert(
+            id,
+            Reader {
+                next: 0,
+                waker: None,
+            },
+        );
+        SpoolReader {
+            spool: self.clone(),
+            id,
+            read: 0,
+            finished: false,
+        }
+    }
+
+    fn push(&self, chunk: Bytes) {
+        let mut state = lock(&self.state);
+        state.held += chunk.len();
+        state.chunks.push_back(chunk);
+        if state.held > self.limit {
+            state.cut = true;
+        }
+        state.release();
+        state.wake_readers();
+    }
+
+    fn finish(&self, end: End) {
+        let mut state = lock(&self.state);
+        state.end = Some(end);
+        state.wake_readers();
+    }
+
+    /// Ready when the pump may read on: some reader is left, and the
+    /// slowest is within the limit. `false` when every reader has left.
+    fn poll_wanted(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut state = lock(&self.state);
+        if state.readers.is_empty() {
+            return Poll::Ready(false);
+        }
+        if state.held > self.limit {
+            state.pump = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        Poll::Ready(true)
+    }
+}
+
+/// Reads the stored body into the spool until it ends, fails, or nobody
+/// reads any more; the flight ends with it.
+async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>) {
+    loop {
+        if !std::future::poll_fn(|cx| spool.poll_wanted(cx)).await {
+            tracing::debug!("every reader of a coalesced response left; its store is abandoned");
+            spool.finish(End::Failed("every reader left".into()));
+            break;
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => spool.push(data),
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        spool.finish(End::Complete(Some(trailers)));
+                        break;
+                    }
+                }
+            },
+            Some(Err(error)) => {
+                spool.finish(End::Failed(error.to_string().into()));
+                break;
+            }
+            None => {
+                spool.finish(End::Complete(None));
+                break;
+            }
+        }
+    }
+    // A store commits when its body ends, so the entry is in place before
+    // the waiting followers look it up.
+    drop(body);
+    drop(flight);
+}
+
+/// One reader's view of a spooled body.
+pub(crate) struct SpoolReader<M> {
+    spool: Arc<Spool<M>>,
+    id: u64,
+    /// Bytes this reader has had.
+    read: u64,
+    /// It has had the end (trailers or error) already.
+    finished: bool,
+}
+
+impl<M> Drop for SpoolReader<M> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.spool.state);
+        state.readers.remove(&self.id);
+        state.release();
+        if state.readers.is_empty()
+            && let Some(pump) = state.pump.take()
+        {
+            pump.wake();
+        }
+    }
+}
+
+impl<M> Body for SpoolReader<M> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let spool = this.spool.clone();
+        let mut state = lock(&spool.state);
+        let Some(next) = state.readers.get(&this.id).map(|reader| reader.next) else {
+            return Poll::Ready(None);
+        };
+        if next < state.pushed() {
+            // A reader's chunks are released only after it has read them.
+            let at = usize::try_from(next - state.first).unwrap_or(usize::MAX);
+            let chunk = state.chunks.get(at).cloned().unwrap_or_default();
+            if let Some(reader) = state.readers.get_mut(&this.id) {
+                reader.next += 1;
+            }
+            this.read += chunk.len() as u64;
+            state.release();
+            return Poll::Ready(Some(Ok(Frame::data(chunk))));
+        }
+        match state.end.clone() {
+            None => {
+                if let Some(reader) = state.readers.get_mut(&this.id) {
+                    reader.waker = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+            Some(_) if this.finished => Poll::Ready(None),
+            Some(End::Complete(trailers)) => {
+                this.finished = true;
+                Poll::Ready(trailers.map(|trailers| Ok(Frame::trailers(trailers))))
+            }
+            Some(End::Failed(error)) => {
+                this.finished = true;
+                Poll::Ready(Some(Err(
+                    format!("the origin's response failed: {error}").into()
+                )))
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.spool.len {
+            Some(len) => SizeHint::with_exact(len.saturating_sub(self.read)),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spool(limit: usize) -> Arc<Spool<()>> {
+        Arc::new(Spool {
+            meta: (),
+            limit,
+            len: None,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    async fn next(reader: &mut SpoolReader<()>) -> Option<Bytes> {
+        reader.frame().await?.ok()?.into_data().ok()
+    }
+
+    #[tokio::test]
+    async fn readers_joining_before_the_limit_get_every_chunk() {
+        let spool = spool(10);
+        let mut early = spool.attach().unwrap();
+        spool.push(Bytes::from_static(b"abcd"));
+        let mut late = spool.attach().expect("4 bytes of 10: the start is kept");
+        spool.push(Bytes::from_static(b"efgh"));
+        spool.finish(End::Complete(None));
+        for reader in [&mut early, &mut late] {
+            assert_eq!(next(reader).await.unwrap(), "abcd");
+            assert_eq!(next(reader).await.unwrap(), "efgh");
+            assert!(reader.frame().await.is_none());
+        }
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_no_one_joins_and_read_chunks_are_released() {
+        let spool = spool(6);
+        let mut reader = spool.attach().unwrap();
+        spool.push(Bytes::from_static(b"abcd"));
+        spool.push(Bytes::from_static(b"efgh"));
+        assert!(spool.attach().is_none(), "the body outgrew the limit");
+        assert_eq!(lock(&spool.state).held, 8);
+        assert_eq!(next(&mut reader).await.unwrap(), "abcd");
+        assert_eq!(lock(&spool.state).held, 4, "the read chunk was released");
+        drop(reader);
+        assert_eq!(lock(&spool.state).held, 0);
+    }
+
+    #[tokio::test]
+    async fn a_failed_transfer_ends_every_reader_in_an_error_and_takes_no_one_new() {
+        let spool = spool(100);
+        let mut reader = spool.attach().unwrap();
+        spool.push(Bytes::from_static(b"part"));
+        spool.finish(End::Failed("reset".into()));
+        assert!(spool.attach().is_none());
+        assert_eq!(next(&mut reader).await.unwrap(), "part");
+        let error = reader.frame().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("reset"), "{error}");
+        assert!(reader.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn the_pump_waits_for_the_slowest_reader_and_stops_when_all_leave() {
+        let spool = spool(4);
+        let reader = spool.attach().unwrap();
+        spool.push(Bytes::from_static(b"abcdef"));
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            spool.poll_wanted(&mut cx).is_pending(),
+            "6 unread bytes of 4"
+        );
+        drop(reader);
+        assert_eq!(spool.poll_wanted(&mut cx), Poll::Ready(false));
+    }
+}
