@@ -13,6 +13,12 @@ use sha2::{Digest, Sha256};
 /// and removed from origin responses so that none can pose as an index.
 const INDEX_FIELD: &str = "respcache-vary-index";
 
+/// Request fields whose values are case-insensitive tokens, so that
+/// `en-GB` and `en-gb` select one variant: language ranges (RFC 4647
+/// §2.1), content codings (RFC 9110 §8.4.1) and charsets (§8.3.2).
+/// Item order is kept everywhere: an origin may read it as preference.
+const CASE_INSENSITIVE: &[&str] = &["accept-language", "accept-encoding", "accept-charset"];
+
 /// A resource's `Vary` index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct VaryIndex {
@@ -66,6 +72,7 @@ impl VaryIndex {
         let mut hash = Sha256::new();
         for field in &self.fields {
             hash.update(field.as_bytes());
+            let fold_case = CASE_INSENSITIVE.contains(&field.as_str());
             // Lines combined and spaces around commas dropped: the same
             // list written differently selects the same variant.
             let values: Vec<&[u8]> = headers
@@ -76,7 +83,11 @@ impl VaryIndex {
                 .collect();
             for value in &values {
                 hash.update(b"\x01");
-                hash.update(value);
+                if fold_case {
+                    hash.update(value.to_ascii_lowercase());
+                } else {
+                    hash.update(value);
+                }
             }
             hash.update(if values.is_empty() { b"\x03" } else { b"\x02" });
         }
@@ -128,6 +139,30 @@ mod tests {
         assert_eq!(
             again.variant_key("k", &request(&[("accept", "json")])),
             json
+        );
+    }
+
+    #[test]
+    fn language_and_coding_tokens_fold_case_but_keep_their_order() {
+        let index = VaryIndex::for_fields(
+            vec!["accept-language".into(), "accept-encoding".into()],
+            None,
+        );
+        let key = |pairs: &[(&'static str, &'static str)]| index.variant_key("k", &request(pairs));
+        let plain = key(&[("accept-language", "en, de"), ("accept-encoding", "gzip")]);
+        assert_eq!(
+            plain,
+            key(&[("accept-language", "eN,De"), ("accept-encoding", "GZIP")])
+        );
+        assert_ne!(
+            plain,
+            key(&[("accept-language", "de, en"), ("accept-encoding", "gzip")])
+        );
+        let other = VaryIndex::for_fields(vec!["x-token".into()], None);
+        assert_ne!(
+            other.variant_key("k", &request(&[("x-token", "a")])),
+            other.variant_key("k", &request(&[("x-token", "A")])),
+            "other fields keep their case"
         );
     }
 
