@@ -393,7 +393,9 @@ impl<M> Body for SpoolReader<M> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+/// The guarded value, also after a panic elsewhere poisoned the lock: every
+/// critical section here leaves its state whole.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -14,7 +14,7 @@ use respcache_core::{CachePolicy, abbreviate_key};
 use url::Url;
 
 use crate::body::{self, CacheBody, Guarded};
-use crate::coalesce::{Flight, Flights, Follower, Role};
+use crate::coalesce::{Flight, Flights, Follower, Role, lock};
 use crate::conditional;
 use crate::directives::{Directives, remove_hop_by_hop};
 use crate::freshness::{self, Freshness};
@@ -1053,12 +1053,6 @@ fn clone_request_head(parts: &request::Parts) -> request::Parts {
     *request.version_mut() = parts.version;
     *request.headers_mut() = parts.headers.clone();
     request.into_parts().0
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 trait CloneFromHead {
