@@ -228,9 +228,15 @@ impl<S: Storage> HttpCache<S> {
         let method = parts.method.clone();
         let request_url = absolute_url(&parts);
         let host = parts.headers.get(header::HOST).cloned();
+        // A POST's response may stand in for later GETs (below).
+        let as_get = (method == Method::POST).then(|| {
+            let mut head = clone_request_head(&parts);
+            head.method = Method::GET;
+            head
+        });
         let mut parts = parts;
         self.announce(&mut parts.headers);
-        let mut response = origin.send(Request::from_parts(parts, body)).await?;
+        let response = origin.send(Request::from_parts(parts, body)).await?;
         self.shared.metrics.miss();
         if !method.is_safe()
             && (response.status().is_success() || response.status().is_redirection())
@@ -240,6 +246,16 @@ impl<S: Storage> HttpCache<S> {
         }
         let mut status = CacheStatus::forward(why);
         status.fwd_status = Some(response.status().as_u16());
+        let mut response = match as_get {
+            Some(get) if reusable_for_get(&request_url, response.headers()) => {
+                let key = (self.shared.options.key)(&get);
+                let mode = CacheMode::Default;
+                let now = SystemTime::now();
+                self.store(&get, key, response, None, None, mode, &mut status, now)
+                    .await
+            }
+            _ => response,
+        };
         self.add_status(response.headers_mut(), &status);
         Ok(response)
     }
@@ -979,6 +995,24 @@ fn storable(parts: &request::Parts, head: &response::Parts, options: &Options) -
         || cc.has("max-age")
         || (shared && cc.has("s-maxage"))
         || HEURISTIC_STATUSES.contains(&status)
+}
+
+/// RFC 9110 §9.3.3: a response to a `POST` may answer later `GET`s of the
+/// same URL when it has explicit freshness and a `Content-Location` that
+/// names that URL. Whether it may be stored at all is `storable`'s
+/// business.
+fn reusable_for_get(request_url: &str, headers: &HeaderMap) -> bool {
+    let Ok(base) = Url::parse(request_url) else {
+        return false;
+    };
+    let names_the_url = headers
+        .get(header::CONTENT_LOCATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| base.join(value).ok())
+        .is_some_and(|location| location == base);
+    let cc = Directives::of(headers);
+    names_the_url
+        && (cc.has("max-age") || cc.has("s-maxage") || headers.contains_key(header::EXPIRES))
 }
 
 /// Removes the fields a `private="…"` (shared caches) or `no-cache="…"`

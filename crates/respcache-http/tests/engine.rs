@@ -37,6 +37,7 @@ on_both_backends!(
     a_304_refreshes_the_stored_head_and_serves_the_stored_body,
     vary_variants_are_kept_side_by_side,
     a_successful_unsafe_method_invalidates_the_url_and_its_location,
+    a_post_response_naming_its_url_answers_later_gets,
     stale_while_revalidate_serves_stale_and_revalidates_once,
     stale_if_error_hides_a_5xx_but_must_revalidate_does_not,
     concurrent_misses_make_one_origin_request,
@@ -173,6 +174,81 @@ async fn vary_variants_are_kept_side_by_side<S: Storage>(cache: HttpCache<S>) {
         );
     }
     assert_eq!(origin.requests(), 2, "one origin request per variant");
+}
+
+async fn a_post_response_naming_its_url_answers_later_gets<S: Storage>(cache: HttpCache<S>) {
+    // The origin says which URL a POST's response represents in the
+    // request's `x-location`, and how long it is fresh in `x-cc`.
+    let origin = Origin::start(|seen, n| {
+        let field = |name: &str| {
+            seen.headers
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        let mut response = response(200, &[], "");
+        if let Some(location) = field("x-location") {
+            response
+                .headers_mut()
+                .insert("content-location", location.parse().unwrap());
+        }
+        if let Some(cc) = field("x-cc") {
+            response
+                .headers_mut()
+                .insert("cache-control", cc.parse().unwrap());
+        }
+        *response.body_mut() = respcache_http::full(format!("{} {n}", seen.method));
+        response
+    })
+    .await;
+    let cases = [
+        // (path, Content-Location, Cache-Control, reused by a GET)
+        ("/form", Some("/form"), Some("max-age=60"), true),
+        ("/abs", Some("ABSOLUTE"), Some("max-age=60"), true),
+        ("/other", Some("/elsewhere"), Some("max-age=60"), false),
+        ("/none", None, Some("max-age=60"), false),
+        ("/heuristic", Some("/heuristic"), None, false),
+        (
+            "/nostore",
+            Some("/nostore"),
+            Some("max-age=60, no-store"),
+            false,
+        ),
+    ];
+    for (path, location, cc, reused) in cases {
+        let url = origin.url(path);
+        let absolute = url.clone();
+        let mut headers = vec![];
+        if let Some(location) = location {
+            headers.push((
+                "x-location",
+                if location == "ABSOLUTE" {
+                    absolute.as_str()
+                } else {
+                    location
+                },
+            ));
+        }
+        if let Some(cc) = cc {
+            headers.push(("x-cc", cc));
+        }
+        let posted = send(&cache, request("POST", &url, &headers)).await;
+        let before = origin.requests();
+        assert!(posted.body.starts_with(b"POST"), "{path}");
+        assert_eq!(
+            posted.cache_status().contains("stored"),
+            reused,
+            "{path}: {}",
+            posted.cache_status()
+        );
+        let got = send(&cache, get(&url, &[])).await;
+        assert_eq!(got.is_hit(), reused, "{path}: {}", got.cache_status());
+        if reused {
+            assert_eq!(got.body, posted.body, "{path}: the POST's response");
+        } else {
+            assert!(got.body.starts_with(b"GET"), "{path}: the origin's answer");
+        }
+        assert_eq!(origin.requests(), before + usize::from(!reused), "{path}");
+    }
 }
 
 async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Storage>(
