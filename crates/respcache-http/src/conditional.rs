@@ -29,8 +29,11 @@ impl Conditions {
             .get(header::IF_MODIFIED_SINCE)
             .and_then(|value| value.to_str().ok())
             .and_then(|value| httpdate::parse_http_date(value).ok());
+        // Present but unreadable still wins over If-Modified-Since; it then
+        // matches nothing.
+        let present = headers.contains_key(header::IF_NONE_MATCH);
         Self {
-            if_none_match: (!if_none_match.is_empty()).then_some(if_none_match),
+            if_none_match: present.then_some(if_none_match),
             if_modified_since,
         }
     }
@@ -66,12 +69,13 @@ fn weak(tag: &str) -> &str {
     tag.trim().trim_start_matches("W/")
 }
 
-/// Removes the conditions of a client's request (they are answered by the
-/// cache, not passed to the origin).
+/// Removes the conditions of a client's request that the cache answers
+/// itself. `If-Range` stays: it goes with a `Range` that is forwarded, and
+/// without it the origin would send part of another version
+/// (RFC 9110 §13.1.5).
 pub(crate) fn strip(headers: &mut HeaderMap) {
     headers.remove(header::IF_NONE_MATCH);
     headers.remove(header::IF_MODIFIED_SINCE);
-    headers.remove(header::IF_RANGE);
 }
 
 /// Adds the stored response's validators to a revalidation request.

@@ -12,8 +12,10 @@ impl Directives {
     pub(crate) fn of(headers: &HeaderMap) -> Self {
         let mut directives = Vec::new();
         for value in headers.get_all(header::CACHE_CONTROL) {
-            let Ok(value) = value.to_str() else { continue };
-            for item in split_list(value) {
+            // A stray non-UTF-8 byte (in some extension's argument) must not
+            // hide the `private` or `no-store` beside it.
+            let value = String::from_utf8_lossy(value.as_bytes());
+            for item in split_list(&value) {
                 let (name, argument) = match item.split_once('=') {
                     Some((name, argument)) => {
                         let argument = argument.trim().trim_matches('"').to_owned();
@@ -156,6 +158,18 @@ mod tests {
         assert_eq!(cc.single("s-maxage"), None);
         assert_eq!(cc.fields("private"), ["set-cookie", "x-a"]);
         assert!(!cc.has("no-store"));
+    }
+
+    #[test]
+    fn a_line_with_a_byte_that_is_not_utf8_still_counts() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::CACHE_CONTROL,
+            http::HeaderValue::from_bytes(b"private, x=\"\xe9\", max-age=5").unwrap(),
+        );
+        let cc = Directives::of(&headers);
+        assert!(cc.has("private"));
+        assert_eq!(cc.single("max-age"), Some(Some(5)));
     }
 
     #[test]

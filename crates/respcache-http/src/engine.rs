@@ -657,9 +657,17 @@ impl<S: Storage> HttpCache<S> {
         let mut request = Request::get(parts.uri.clone()).body(ReqB::default());
         if let Ok(request) = &mut request {
             *request.headers_mut() = parts.headers.clone();
-            conditional::strip(request.headers_mut());
-            request.headers_mut().remove(header::CACHE_CONTROL);
-            request.headers_mut().remove(header::PRAGMA);
+            // The whole response, to store: not the client's part of it.
+            let headers = request.headers_mut();
+            conditional::strip(headers);
+            for name in [
+                header::CACHE_CONTROL,
+                header::PRAGMA,
+                header::RANGE,
+                header::IF_RANGE,
+            ] {
+                headers.remove(name);
+            }
         }
         tokio::spawn(async move {
             if let Ok(request) = request {

@@ -16,6 +16,9 @@ use crate::surrogate::SurrogateControl;
 /// kept in the stored head and never sent to clients.
 pub(crate) const RECEIVED_FIELD: &str = "respcache-received";
 
+/// The largest delta-seconds a cache needs to count (RFC 9111 §1.2.2).
+const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
 /// Statuses a cache may give heuristic freshness (RFC 9110 §15.1).
 const HEURISTIC_STATUSES: &[u16] = &[200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
 
@@ -59,7 +62,7 @@ impl Freshness {
         let resident = now.duration_since(received).unwrap_or_default();
         Self {
             lifetime,
-            age: initial + resident,
+            age: initial.saturating_add(resident),
         }
     }
 
@@ -69,9 +72,10 @@ impl Freshness {
 
     /// Seconds of freshness left, negative when stale.
     pub(crate) fn ttl_seconds(&self) -> i64 {
-        let millis = self.lifetime.as_millis() as i64 - self.age.as_millis() as i64;
+        let millis = self.lifetime.as_millis() as i128 - self.age.as_millis() as i128;
         // Rounded down, so that a response stale by a moment reads -1.
-        millis.div_euclid(1000)
+        let seconds = millis.div_euclid(1000);
+        seconds.clamp(i64::MIN.into(), i64::MAX.into()) as i64
     }
 
     /// How far past its lifetime the response is.
@@ -120,7 +124,7 @@ fn lifetime(
     }
     let may_guess = HEURISTIC_STATUSES.contains(&head.status.as_u16()) || cc.has("public");
     match single_date(&head.headers, header::LAST_MODIFIED) {
-        Some(Some(modified)) if may_guess => {
+        Some(Some(modified)) if may_guess && heuristic.is_finite() => {
             let since = date.duration_since(modified).unwrap_or_default();
             since.mul_f32(heuristic.clamp(0.0, 1.0))
         }
@@ -142,10 +146,9 @@ fn age_value(headers: &HeaderMap) -> Option<Duration> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    // Larger than any real age: the most the RFC asks a cache to count.
-    Some(Duration::from_secs(
-        text.parse().unwrap_or(u64::from(u32::MAX)),
-    ))
+    // RFC 9111 §1.2.2: a value too large to count is 2^31 seconds.
+    let seconds: u64 = text.parse().unwrap_or(MAX_DELTA_SECONDS);
+    Some(Duration::from_secs(seconds.min(MAX_DELTA_SECONDS)))
 }
 
 /// A date field: `None` when absent, `Some(None)` when present but not one
@@ -184,6 +187,38 @@ mod tests {
         let mut head = head(pairs);
         mark_received(&mut head.headers, at(1_000_000));
         Freshness::of(&head, &Options::default(), at(now))
+    }
+
+    #[test]
+    fn huge_ages_and_lifetimes_neither_overflow_nor_panic() {
+        let age = fresh_at(
+            &[
+                ("cache-control", "max-age=60"),
+                ("age", "18446744073709551615"),
+            ],
+            1_000_000 + 10,
+        );
+        assert!(!age.is_fresh());
+        assert_eq!(age.age, Duration::from_secs((1 << 31) + 10));
+        let lifetime = fresh_at(
+            &[("cache-control", "max-age=18446744073709551615")],
+            u64::MAX / 4,
+        );
+        assert!(lifetime.ttl_seconds() > 0, "{lifetime:?}");
+        let stale = fresh_at(
+            &[("cache-control", "max-age=0"), ("age", "9223372036854776")],
+            1_000_001,
+        );
+        assert!(stale.ttl_seconds() < 0);
+        let guessed = Freshness::of(
+            &head(&[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")]),
+            &Options {
+                heuristic_fraction: f32::NAN,
+                ..Options::default()
+            },
+            at(1_000_000),
+        );
+        assert_eq!(guessed.lifetime, Duration::ZERO);
     }
 
     #[test]

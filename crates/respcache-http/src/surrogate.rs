@@ -27,8 +27,8 @@ impl SurrogateControl {
         let mut control = Self::default();
         let mut any = false;
         for value in headers.get_all(CONTROL) {
-            let Ok(value) = value.to_str() else { continue };
-            for item in crate::directives::split_list(value) {
+            let value = String::from_utf8_lossy(value.as_bytes());
+            for item in crate::directives::split_list(&value) {
                 let (directive, target) = match item.split_once(';') {
                     Some((directive, target)) => (directive, Some(target.trim())),
                     None => (item, None),

@@ -45,6 +45,7 @@ on_both_backends!(
     head_is_answered_from_a_stored_get,
     the_client_s_own_conditions_are_answered_from_the_cache,
     a_range_is_served_from_a_stored_body,
+    a_range_that_misses_reaches_the_origin_with_its_if_range,
     a_follower_reads_the_leader_s_response_as_it_arrives,
     a_follower_reads_on_when_the_leader_hangs_up,
     a_follower_of_another_variant_gets_its_own,
@@ -449,6 +450,32 @@ async fn the_client_s_own_conditions_are_answered_from_the_cache<S: Storage>(cac
     assert!(again.is_hit());
     assert_eq!((again.status, again.header("etag")), (304, Some("\"e\"")));
     assert_eq!(origin.requests(), 1);
+}
+
+async fn a_range_that_misses_reaches_the_origin_with_its_if_range<S: Storage>(cache: HttpCache<S>) {
+    let origin = Origin::start(|seen, _| {
+        // The origin holds "v2": a range conditional on "v1" gets it whole.
+        if seen.headers.get("if-range").is_some_and(|v| v != "\"v2\"") {
+            response(200, &[("etag", "\"v2\"")], "0123456789")
+        } else {
+            response(
+                206,
+                &[("etag", "\"v2\""), ("content-range", "bytes 0-1/10")],
+                "01",
+            )
+        }
+    })
+    .await;
+    let url = origin.url("/versions");
+    let got = send(
+        &cache,
+        get(&url, &[("range", "bytes=0-1"), ("if-range", "\"v1\"")]),
+    )
+    .await;
+    let seen = origin.seen().pop().unwrap();
+    assert_eq!(seen.headers["range"], "bytes=0-1");
+    assert_eq!(seen.headers["if-range"], "\"v1\"");
+    assert_eq!((got.status, got.body.as_ref()), (200, &b"0123456789"[..]));
 }
 
 async fn a_range_is_served_from_a_stored_body<S: Storage>(cache: HttpCache<S>) {
