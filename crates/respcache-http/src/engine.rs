@@ -19,7 +19,7 @@ use crate::conditional;
 use crate::directives::{Directives, remove_hop_by_hop};
 use crate::freshness::{self, Freshness};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::options::{CacheMode, Options, absolute_url};
+use crate::options::{CacheMode, Options, absolute_url, has_valid_target};
 use crate::origin::Origin;
 use crate::range::{self, RangeAnswer};
 use crate::status::{CacheStatus, Forward};
@@ -131,7 +131,7 @@ impl<S: Storage> HttpCache<S> {
             .copied()
             .unwrap_or(self.shared.options.mode);
         let readable = parts.method == Method::GET || parts.method == Method::HEAD;
-        if mode == CacheMode::NoStore || !readable {
+        if mode == CacheMode::NoStore || !readable || !has_valid_target(&parts) {
             let why = if readable {
                 Forward::Bypass
             } else {
@@ -228,8 +228,9 @@ impl<S: Storage> HttpCache<S> {
         let method = parts.method.clone();
         let request_url = absolute_url(&parts);
         let host = parts.headers.get(header::HOST).cloned();
+        let valid_target = has_valid_target(&parts);
         // A POST's response may stand in for later GETs (below).
-        let as_get = (method == Method::POST).then(|| {
+        let as_get = (method == Method::POST && valid_target).then(|| {
             let mut head = clone_request_head(&parts);
             head.method = Method::GET;
             head
@@ -239,6 +240,7 @@ impl<S: Storage> HttpCache<S> {
         let response = origin.send(Request::from_parts(parts, body)).await?;
         self.shared.metrics.miss();
         if !method.is_safe()
+            && valid_target
             && (response.status().is_success() || response.status().is_redirection())
         {
             self.invalidate(&request_url, host, response.headers())

@@ -123,17 +123,79 @@ pub fn default_key(parts: &http::request::Parts) -> String {
 
 /// The request's absolute URL: its own when it has one (a client's
 /// request), else `http://` with its `Host` (a request a server received).
+/// It is normalised as the WHATWG URL rules do (host in lower case, no
+/// default port, no `.` or `..` segments), so that every spelling of one
+/// URL names one entry, and an unsafe method invalidates it whatever
+/// spelling either request used.
 pub fn absolute_url(parts: &http::request::Parts) -> String {
     let uri = &parts.uri;
-    if uri.scheme().is_some() && uri.authority().is_some() {
-        return uri.to_string();
+    let raw = if uri.scheme().is_some() && uri.authority().is_some() {
+        uri.to_string()
+    } else {
+        let host = parts
+            .headers
+            .get(http::header::HOST)
+            .and_then(|host| host.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .unwrap_or("localhost");
+        let path = uri.path_and_query().map_or("/", |p| p.as_str());
+        format!("http://{host}{path}")
+    };
+    match url::Url::parse(&raw) {
+        Ok(url) => url.into(),
+        Err(_) => raw,
     }
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|host| host.to_str().ok())
-        .or_else(|| uri.authority().map(|a| a.as_str()))
-        .unwrap_or("localhost");
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    format!("http://{host}{path}")
+}
+
+/// Whether the request names its target unambiguously: an absolute URI,
+/// or a `Host` that is a host and optional port (RFC 9110 §7.2) and
+/// nothing else. A `Host` such as `example.com/secret` would otherwise make
+/// the key of another path, so such a request is never cached.
+pub(crate) fn has_valid_target(parts: &http::request::Parts) -> bool {
+    if parts.uri.scheme().is_some() && parts.uri.authority().is_some() {
+        return true;
+    }
+    match parts.headers.get(http::header::HOST) {
+        None => true,
+        Some(host) => host
+            .to_str()
+            .ok()
+            .filter(|host| !host.is_empty() && !host.contains('@'))
+            .and_then(|host| host.parse::<http::uri::Authority>().ok())
+            .is_some_and(|authority| authority.as_str().len() == host.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(uri: &str, host: Option<&str>) -> http::request::Parts {
+        let mut request = http::Request::get(uri);
+        if let Some(host) = host {
+            request = request.header(http::header::HOST, host);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn spellings_of_one_url_make_one_key() {
+        let key = |uri, host| default_key(&parts(uri, host));
+        let plain = key("http://a.test/p/q", None);
+        assert_eq!(key("http://A.test:80/p/./q", None), plain);
+        assert_eq!(key("/p/q", Some("A.TEST:80")), plain);
+        assert_eq!(key("/p/x/../q", Some("a.test")), plain);
+        assert_ne!(key("/p/q", Some("a.test:8080")), plain);
+        assert_ne!(key("/P/q", Some("a.test")), plain, "paths keep their case");
+    }
+
+    #[test]
+    fn a_host_with_more_than_host_and_port_is_not_a_valid_target() {
+        assert!(has_valid_target(&parts("/x", Some("example.com:8080"))));
+        assert!(has_valid_target(&parts("/x", None)));
+        assert!(has_valid_target(&parts("http://example.com/x", None)));
+        for host in ["example.com/secret", "user@example.com", "", "a b"] {
+            assert!(!has_valid_target(&parts("/x", Some(host))), "{host:?}");
+        }
+    }
 }

@@ -275,6 +275,14 @@ async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Stor
         "Location is invalidated too"
     );
     assert_eq!(origin.requests(), 5);
+
+    // Another spelling of a stored URL is the same entry, and a POST to
+    // either spelling invalidates it.
+    let dotted = origin.url("/items/./3");
+    send(&cache, get(&origin.url("/items/3"), &[])).await;
+    assert!(send(&cache, get(&dotted, &[])).await.is_hit());
+    send(&cache, request("POST", &dotted, &[])).await;
+    assert!(!send(&cache, get(&origin.url("/items/3"), &[])).await.is_hit());
 }
 
 async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(cache: HttpCache<S>) {
