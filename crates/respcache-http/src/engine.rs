@@ -137,7 +137,7 @@ impl<S: Storage> HttpCache<S> {
             } else {
                 Forward::Method
             };
-            return self.pass(parts, body, origin, why).await;
+            return self.pass(parts, body, origin, why, mode).await;
         }
         let key = (self.shared.options.key)(&parts);
         let mut body = Some(body);
@@ -221,6 +221,7 @@ impl<S: Storage> HttpCache<S> {
         body: ReqB,
         mut origin: O,
         why: Forward,
+        mode: CacheMode,
     ) -> Result<Response<CacheBody>, BoxError>
     where
         O: Origin<ReqB>,
@@ -230,11 +231,12 @@ impl<S: Storage> HttpCache<S> {
         let host = parts.headers.get(header::HOST).cloned();
         let valid_target = has_valid_target(&parts);
         // A POST's response may stand in for later GETs (below).
-        let as_get = (method == Method::POST && valid_target).then(|| {
-            let mut head = clone_request_head(&parts);
-            head.method = Method::GET;
-            head
-        });
+        let as_get =
+            (method == Method::POST && valid_target && mode != CacheMode::NoStore).then(|| {
+                let mut head = clone_request_head(&parts);
+                head.method = Method::GET;
+                head
+            });
         let mut parts = parts;
         self.announce(&mut parts.headers);
         let response = origin.send(Request::from_parts(parts, body)).await?;
@@ -249,7 +251,7 @@ impl<S: Storage> HttpCache<S> {
         let mut status = CacheStatus::forward(why);
         status.fwd_status = Some(response.status().as_u16());
         let mut response = match as_get {
-            Some(get) if reusable_for_get(&request_url, response.headers()) => {
+            Some(get) if reusable_for_get(&request_url, &response) => {
                 let key = (self.shared.options.key)(&get);
                 let mode = CacheMode::Default;
                 let now = SystemTime::now();
@@ -1008,10 +1010,11 @@ fn storable(parts: &request::Parts, head: &response::Parts, options: &Options) -
 }
 
 /// RFC 9110 §9.3.3: a response to a `POST` may answer later `GET`s of the
-/// same URL when it has explicit freshness and a `Content-Location` that
-/// names that URL. Whether it may be stored at all is `storable`'s
+/// same URL when it is a `2xx` with explicit freshness and a
+/// `Content-Location` that names that URL. Whether it may be stored at all is `storable`'s
 /// business.
-fn reusable_for_get(request_url: &str, headers: &HeaderMap) -> bool {
+fn reusable_for_get(request_url: &str, response: &Response<CacheBody>) -> bool {
+    let headers = response.headers();
     let Ok(base) = Url::parse(request_url) else {
         return false;
     };
@@ -1021,7 +1024,10 @@ fn reusable_for_get(request_url: &str, headers: &HeaderMap) -> bool {
         .and_then(|value| base.join(value).ok())
         .is_some_and(|location| location == base);
     let cc = Directives::of(headers);
-    names_the_url
+    // Content-Location names the response's own URL only in a 2xx (RFC
+    // 9110 §8.7).
+    response.status().is_success()
+        && names_the_url
         && (cc.has("max-age") || cc.has("s-maxage") || headers.contains_key(header::EXPIRES))
 }
 

@@ -186,7 +186,8 @@ async fn a_post_response_naming_its_url_answers_later_gets<S: Storage>(cache: Ht
                 .get(name)
                 .map(|v| v.to_str().unwrap().to_owned())
         };
-        let mut response = response(200, &[], "");
+        let status = field("x-status").map_or(200, |s| s.parse().unwrap());
+        let mut response = response(status, &[], "");
         if let Some(location) = field("x-location") {
             response
                 .headers_mut()
@@ -204,6 +205,7 @@ async fn a_post_response_naming_its_url_answers_later_gets<S: Storage>(cache: Ht
     let cases = [
         // (path, Content-Location, Cache-Control, reused by a GET)
         ("/form", Some("/form"), Some("max-age=60"), true),
+        ("/error", Some("/error"), Some("max-age=60"), false),
         ("/abs", Some("ABSOLUTE"), Some("max-age=60"), true),
         ("/other", Some("/elsewhere"), Some("max-age=60"), false),
         ("/none", None, Some("max-age=60"), false),
@@ -232,6 +234,9 @@ async fn a_post_response_naming_its_url_answers_later_gets<S: Storage>(cache: Ht
         if let Some(cc) = cc {
             headers.push(("x-cc", cc));
         }
+        if path == "/error" {
+            headers.push(("x-status", "400"));
+        }
         let posted = send(&cache, request("POST", &url, &headers)).await;
         let before = origin.requests();
         assert!(posted.body.starts_with(b"POST"), "{path}");
@@ -250,6 +255,22 @@ async fn a_post_response_naming_its_url_answers_later_gets<S: Storage>(cache: Ht
         }
         assert_eq!(origin.requests(), before + usize::from(!reused), "{path}");
     }
+
+    // Mode NoStore stores nothing, POST responses included.
+    let url = origin.url("/nostore-mode");
+    let mut post = request(
+        "POST",
+        &url,
+        &[("x-location", "/nostore-mode"), ("x-cc", "max-age=60")],
+    );
+    post.extensions_mut().insert(CacheMode::NoStore);
+    let posted = send(&cache, post).await;
+    assert!(
+        !posted.cache_status().contains("stored"),
+        "{}",
+        posted.cache_status()
+    );
+    assert!(!send(&cache, get(&url, &[])).await.is_hit());
 }
 
 async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Storage>(
@@ -282,7 +303,11 @@ async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Stor
     send(&cache, get(&origin.url("/items/3"), &[])).await;
     assert!(send(&cache, get(&dotted, &[])).await.is_hit());
     send(&cache, request("POST", &dotted, &[])).await;
-    assert!(!send(&cache, get(&origin.url("/items/3"), &[])).await.is_hit());
+    assert!(
+        !send(&cache, get(&origin.url("/items/3"), &[]))
+            .await
+            .is_hit()
+    );
 }
 
 async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(cache: HttpCache<S>) {
