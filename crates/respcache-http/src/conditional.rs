@@ -106,10 +106,22 @@ const KEPT_FROM_STORED: &[&str] = &[
     "proxy-connection",
 ];
 
-/// The stored head updated with a `304`'s fields: each field the `304`
-/// carries replaces every stored value of it.
-pub(crate) fn merge_304(stored: &response::Parts, update: &HeaderMap) -> response::Parts {
+/// The stored head updated with a `304`'s fields, received at `received`:
+/// each field the `304` carries replaces every stored value of it. The
+/// stored `Age` and `Date` described the old response; a `304` without
+/// them is dated when it arrived (RFC 9110 §6.6.1) and has no age.
+pub(crate) fn merge_304(
+    stored: &response::Parts,
+    update: &HeaderMap,
+    received: SystemTime,
+) -> response::Parts {
     let mut head = respcache_core::clone_head(stored);
+    head.headers.remove(header::AGE);
+    if !update.contains_key(header::DATE)
+        && let Ok(date) = http::HeaderValue::from_str(&httpdate::fmt_http_date(received))
+    {
+        head.headers.insert(header::DATE, date);
+    }
     let mut replaced: Vec<&HeaderName> = Vec::new();
     for (name, value) in update {
         if KEPT_FROM_STORED.contains(&name.as_str()) || crate::vary::is_internal(name) {
@@ -202,8 +214,12 @@ mod tests {
             ("x-a", "2"),
             ("content-length", "10"),
             ("x-kept", "k"),
+            ("age", "100"),
+            ("date", "Sun, 06 Nov 1994 08:49:37 GMT"),
         ]);
-        let merged = merge_304(&stored, &headers(&[("x-a", "3"), ("content-length", "0")]));
+        let received = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        let update = headers(&[("x-a", "3"), ("content-length", "0")]);
+        let merged = merge_304(&stored, &update, received);
         let all = |name| {
             merged
                 .headers
@@ -215,5 +231,10 @@ mod tests {
         assert_eq!(all("x-a"), ["3"]);
         assert_eq!(all("content-length"), ["10"]);
         assert_eq!(all("x-kept"), ["k"]);
+        assert!(all("age").is_empty(), "the old response's age");
+        assert_eq!(all("date"), ["Sun, 09 Sep 2001 01:46:40 GMT"]);
+        let dated = headers(&[("date", "Mon, 07 Nov 1994 08:49:37 GMT")]);
+        let merged = merge_304(&stored, &dated, received);
+        assert_eq!(merged.headers["date"], "Mon, 07 Nov 1994 08:49:37 GMT");
     }
 }

@@ -545,9 +545,10 @@ impl<S: Storage> HttpCache<S> {
             let (head, _) = response.into_parts();
             // The 304 answers the validators of this stored response.
             self.shared.metrics.not_modified();
-            let mut merged = conditional::merge_304(&stored.head, &head.headers);
-            freshness::mark_received(&mut merged.headers, SystemTime::now());
-            let policy = self.policy(&parts, &merged, SystemTime::now());
+            let received = SystemTime::now();
+            let mut merged = conditional::merge_304(&stored.head, &head.headers, received);
+            freshness::mark_received(&mut merged.headers, received);
+            let policy = self.policy(&parts, &merged, received);
             let head = respcache_core::clone_head(&merged);
             let (body, must_read) = match self
                 .shared
