@@ -31,6 +31,27 @@ pub fn empty() -> CacheBody {
     boxed(Empty::<Bytes>::new())
 }
 
+/// A body that fails at once with `error`: what a caller gets when the
+/// bytes it was owed are gone (a backend consumed them and failed), so
+/// that it sees a failure and never an empty body posing as the response.
+pub(crate) fn failed(error: impl Into<BoxError>) -> CacheBody {
+    UnsyncBoxBody::new(Failed(Some(error.into())))
+}
+
+struct Failed(Option<BoxError>);
+
+impl Body for Failed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Poll::Ready(self.0.take().map(Err))
+    }
+}
+
 /// Reads `body` to its end and throws the bytes away; the way to drive a
 /// store (which commits only when its body is read whole) when nobody is
 /// reading. Returns whether the body completed.

@@ -14,12 +14,15 @@
 //!
 //! One reader leaving (a client that hangs up) never cuts the others off;
 //! only when every reader has left is the transfer, and with it the store,
-//! abandoned.
+//! abandoned. One reader stalling holds the others back for at most
+//! `stall` at a time: then the slowest readers are cut off, their bodies
+//! ending in an error, and the rest go on.
 
 use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -91,9 +94,16 @@ impl<M> Drop for Flight<M> {
 
 impl<M: Send + Sync + 'static> Flight<M> {
     /// Spools `body` (the body being stored) to the leader and the
-    /// followers: returns the leader's body. The flight ends when the
-    /// store does.
-    pub(crate) fn spool(self, meta: M, body: CacheBody, limit: usize) -> CacheBody {
+    /// followers, holding at most `limit` unread bytes and waiting at most
+    /// `stall` for the slowest reader: returns the leader's body. The
+    /// flight ends when the store does.
+    pub(crate) fn spool(
+        self,
+        meta: M,
+        body: CacheBody,
+        limit: usize,
+        stall: Duration,
+    ) -> CacheBody {
         let spool = Arc::new(Spool {
             meta,
             limit,
@@ -102,7 +112,7 @@ impl<M: Send + Sync + 'static> Flight<M> {
         });
         let leader = spool.reader(&mut lock(&spool.state));
         self.spool.send_replace(Some(spool.clone()));
-        tokio::spawn(pump(spool, body, self));
+        tokio::spawn(pump(spool, body, self, stall));
         crate::body::boxed(leader)
     }
 }
@@ -166,6 +176,8 @@ struct Reader {
     /// The number of the next chunk this reader gets.
     next: u64,
     waker: Option<Waker>,
+    /// Cut off for holding the others back: its body ends in an error.
+    cut_off: bool,
 }
 
 #[derive(Clone)]
@@ -196,6 +208,7 @@ impl State {
         let oldest = self
             .readers
             .values()
+            .filter(|reader| !reader.cut_off)
             .map(|reader| reader.next)
             .min()
             .unwrap_or(pushed);
@@ -238,6 +251,7 @@ impl<M> Spool<M> {
             Reader {
                 next: 0,
                 waker: None,
+                cut_off: false,
             },
         );
         SpoolReader {
@@ -259,17 +273,50 @@ impl<M> Spool<M> {
         state.wake_readers();
     }
 
+    /// Ends the body for every reader, unless it has ended already.
     fn finish(&self, end: End) {
         let mut state = lock(&self.state);
-        state.end = Some(end);
+        if state.end.is_none() {
+            state.end = Some(end);
+        }
         state.wake_readers();
+    }
+
+    /// Cuts off the readers furthest behind, so that the others go on;
+    /// none when nobody is ahead of them (a lone slow reader slows only
+    /// itself, and the origin with it).
+    fn cut_off_slowest(&self) {
+        let mut state = lock(&self.state);
+        let mut positions = state
+            .readers
+            .values()
+            .filter(|reader| !reader.cut_off)
+            .map(|reader| reader.next);
+        let Some(first) = positions.next() else {
+            return;
+        };
+        let (oldest, newest) = positions.fold((first, first), |(lo, hi), next| {
+            (lo.min(next), hi.max(next))
+        });
+        if oldest == newest {
+            return;
+        }
+        for reader in state.readers.values_mut() {
+            if reader.next == oldest {
+                reader.cut_off = true;
+                if let Some(waker) = reader.waker.take() {
+                    waker.wake();
+                }
+            }
+        }
+        state.release();
     }
 
     /// Ready when the pump may read on: some reader is left, and the
     /// slowest is within the limit. `false` when every reader has left.
     fn poll_wanted(&self, cx: &mut Context<'_>) -> Poll<bool> {
         let mut state = lock(&self.state);
-        if state.readers.is_empty() {
+        if state.readers.values().all(|reader| reader.cut_off) {
             return Poll::Ready(false);
         }
         if state.held > self.limit {
@@ -282,12 +329,29 @@ impl<M> Spool<M> {
 
 /// Reads the stored body into the spool until it ends, fails, or nobody
 /// reads any more; the flight ends with it.
-async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>) {
+async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>, stall: Duration) {
+    // Whatever stops the pump, a panic in a body included, ends the
+    // readers' bodies too; none waits forever.
+    let _ending = Ending(&spool);
     loop {
-        if !std::future::poll_fn(|cx| spool.poll_wanted(cx)).await {
-            tracing::debug!("every reader of a coalesced response left; its store is abandoned");
-            spool.finish(End::Failed("every reader left".into()));
-            break;
+        let wanted = std::future::poll_fn(|cx| spool.poll_wanted(cx));
+        match tokio::time::timeout(stall, wanted).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(
+                    "every reader of a coalesced response left; its store is abandoned"
+                );
+                spool.finish(End::Failed("every reader left".into()));
+                break;
+            }
+            Err(_) => {
+                tracing::info!(
+                    ?stall,
+                    "a reader of a coalesced response held the others back; it is cut off"
+                );
+                spool.cut_off_slowest();
+                continue;
+            }
         }
         match body.frame().await {
             Some(Ok(frame)) => match frame.into_data() {
@@ -316,6 +380,15 @@ async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>) {
     drop(flight);
 }
 
+/// Ends a spool's body as failed when dropped before it was ended.
+struct Ending<'a, M>(&'a Spool<M>);
+
+impl<M> Drop for Ending<'_, M> {
+    fn drop(&mut self) {
+        self.0.finish(End::Failed("the transfer stopped".into()));
+    }
+}
+
 /// One reader's view of a spooled body.
 pub(crate) struct SpoolReader<M> {
     spool: Arc<Spool<M>>,
@@ -331,7 +404,7 @@ impl<M> Drop for SpoolReader<M> {
         let mut state = lock(&self.spool.state);
         state.readers.remove(&self.id);
         state.release();
-        if state.readers.is_empty()
+        if state.readers.values().all(|reader| reader.cut_off)
             && let Some(pump) = state.pump.take()
         {
             pump.wake();
@@ -350,9 +423,22 @@ impl<M> Body for SpoolReader<M> {
         let this = &mut *self;
         let spool = this.spool.clone();
         let mut state = lock(&spool.state);
-        let Some(next) = state.readers.get(&this.id).map(|reader| reader.next) else {
+        let Some((next, cut_off)) = state
+            .readers
+            .get(&this.id)
+            .map(|reader| (reader.next, reader.cut_off))
+        else {
             return Poll::Ready(None);
         };
+        if cut_off {
+            if this.finished {
+                return Poll::Ready(None);
+            }
+            this.finished = true;
+            return Poll::Ready(Some(Err(
+                "this reader fell too far behind the others of a coalesced response".into(),
+            )));
+        }
         if next < state.pushed() {
             // A reader's chunks are released only after it has read them.
             let at = usize::try_from(next - state.first).unwrap_or(usize::MAX);
@@ -458,6 +544,41 @@ mod tests {
         let error = reader.frame().await.unwrap().unwrap_err();
         assert!(error.to_string().contains("reset"), "{error}");
         assert!(reader.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_holds_the_others_back_is_cut_off_with_an_error() {
+        let spool = spool(4);
+        let mut stalled = spool.attach().unwrap();
+        let mut reading = spool.attach().unwrap();
+        spool.push(Bytes::from_static(b"abcdef"));
+        assert_eq!(next(&mut reading).await.unwrap(), "abcdef");
+        assert_eq!(lock(&spool.state).held, 6, "kept for the stalled reader");
+        spool.cut_off_slowest();
+        assert_eq!(lock(&spool.state).held, 0, "nobody needs it now");
+        let error = stalled.frame().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("fell too far behind"), "{error}");
+        assert!(stalled.frame().await.is_none());
+        spool.push(Bytes::from_static(b"gh"));
+        assert_eq!(next(&mut reading).await.unwrap(), "gh");
+    }
+
+    #[tokio::test]
+    async fn a_lone_slow_reader_is_never_cut_off() {
+        let spool = spool(4);
+        let mut reader = spool.attach().unwrap();
+        spool.push(Bytes::from_static(b"abcdef"));
+        spool.cut_off_slowest();
+        assert_eq!(next(&mut reader).await.unwrap(), "abcdef");
+    }
+
+    #[tokio::test]
+    async fn a_pump_that_stops_ends_every_reader() {
+        let spool = spool(100);
+        let mut reader = spool.attach().unwrap();
+        drop(Ending(&spool));
+        let error = reader.frame().await.unwrap().unwrap_err();
+        assert!(error.to_string().contains("stopped"), "{error}");
     }
 
     #[tokio::test]

@@ -426,8 +426,9 @@ impl<S: Storage> HttpCache<S> {
 
     /// A coalesced request: answered from the leader's response as it
     /// arrives when that response answers this request too (the same
-    /// variant, fresh enough for it); else, once the leader is done, `None`
-    /// and the request looks the cache up again.
+    /// variant, fresh enough for it); else, once the leader is done or
+    /// `coalesce_timeout` has passed, `None` and the request looks the
+    /// cache up again.
     async fn follow(
         &self,
         parts: &request::Parts,
@@ -435,7 +436,15 @@ impl<S: Storage> HttpCache<S> {
         mode: CacheMode,
         mut follower: Follower<Spooled>,
     ) -> Option<Response<CacheBody>> {
-        if let Some(spool) = follower.spool().await {
+        let deadline = tokio::time::Instant::now() + self.shared.options.coalesce_timeout;
+        let spool = match tokio::time::timeout_at(deadline, follower.spool()).await {
+            Ok(spool) => spool,
+            Err(_) => {
+                tracing::debug!(key = %abbreviate_key(key), "waited too long for a coalesced request");
+                return None;
+            }
+        };
+        if let Some(spool) = spool {
             let meta = spool.meta();
             let same_variant = meta
                 .vary
@@ -457,7 +466,12 @@ impl<S: Storage> HttpCache<S> {
                 }
             }
         }
-        follower.done().await;
+        if tokio::time::timeout_at(deadline, follower.done())
+            .await
+            .is_err()
+        {
+            tracing::debug!(key = %abbreviate_key(key), "waited too long for a coalesced request");
+        }
         None
     }
 
@@ -642,7 +656,9 @@ impl<S: Storage> HttpCache<S> {
             Err(PutFailed { error, body }) => {
                 self.shared.metrics.error();
                 tracing::warn!(key = %abbreviate_key(key), %error, "refreshing a stored head failed");
-                body.unwrap_or_else(body::empty)
+                body.unwrap_or_else(|| {
+                    body::failed(format!("the cache backend lost the stored body: {error}"))
+                })
             }
         }
     }
@@ -675,13 +691,18 @@ impl<S: Storage> HttpCache<S> {
             }
         }
         tokio::spawn(async move {
+            // Removed however the task ends, a panic included, so that the
+            // key can be revalidated again.
+            let done = Revalidating {
+                shared: cache.shared.clone(),
+                key,
+            };
             if let Ok(request) = request {
                 let response = cache.handle_revalidation(request, origin).await;
                 if let Err(error) = response {
-                    tracing::info!(key = %abbreviate_key(&key), %error, "background revalidation failed");
+                    tracing::info!(key = %abbreviate_key(&done.key), %error, "background revalidation failed");
                 }
             }
-            lock(&cache.shared.revalidating).remove(&key);
         });
     }
 
@@ -827,7 +848,8 @@ impl<S: Storage> HttpCache<S> {
                             status: status.clone(),
                             vary,
                         };
-                        let body = flight.spool(meta, body, options.coalesce_buffer);
+                        let (limit, stall) = (options.coalesce_buffer, options.coalesce_timeout);
+                        let body = flight.spool(meta, body, limit, stall);
                         Response::from_parts(head, body)
                     }
                     _ => Response::from_parts(head, body),
@@ -846,7 +868,7 @@ impl<S: Storage> HttpCache<S> {
             Err(PutFailed { error, body: None }) => {
                 self.shared.metrics.error();
                 tracing::error!(key = %abbreviate_key(&store_key), %error, "the backend failed after taking the body");
-                body::full(bytes::Bytes::new())
+                body::failed(format!("the cache backend lost the response body: {error}"))
             }
         };
         Response::from_parts(head, body)
@@ -936,6 +958,18 @@ impl<S: Storage> HttpCache<S> {
             HeaderName::from_static("cache-status"),
             status.to_header(&self.shared.options.cache_name),
         );
+    }
+}
+
+/// A key's place in [`Shared::revalidating`], given up when dropped.
+struct Revalidating<S> {
+    shared: Arc<Shared<S>>,
+    key: String,
+}
+
+impl<S> Drop for Revalidating<S> {
+    fn drop(&mut self) {
+        lock(&self.shared.revalidating).remove(&self.key);
     }
 }
 

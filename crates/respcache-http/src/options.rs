@@ -45,9 +45,6 @@ pub struct Options {
     /// No entry is used without revalidation once it is older than this,
     /// whatever the response said and in every mode.
     pub max_ttl: Option<Duration>,
-    /// The largest body the engine stores in a backend that keeps whole
-    /// bodies in memory ([`crate::Buffered`]); larger ones pass through.
-    pub max_buffered_body: usize,
     /// The name this cache gives itself in `Cache-Status`.
     pub cache_name: String,
     /// The key function. The default is the method and the absolute URL,
@@ -73,6 +70,11 @@ pub struct Options {
     /// ahead of the slowest of them, and a request that comes once the
     /// body has outgrown it reads the stored entry when it is complete.
     pub coalesce_buffer: usize,
+    /// The longest a coalesced request waits for the request it follows
+    /// before it goes to the origin itself, and the longest one reader of
+    /// a coalesced response may hold the others back before it is cut off
+    /// (its body ends in an error). As nginx's `proxy_cache_lock_timeout`.
+    pub coalesce_timeout: Duration,
 }
 
 impl Default for Options {
@@ -81,13 +83,13 @@ impl Default for Options {
             mode: CacheMode::Default,
             shared: true,
             max_ttl: None,
-            max_buffered_body: 64 * 1024 * 1024,
             cache_name: "respcache".to_owned(),
             key: Arc::new(default_key),
             heuristic_fraction: 0.1,
             serve_stale_when_disconnected: true,
             surrogate: None,
             coalesce_buffer: 1024 * 1024,
+            coalesce_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -98,10 +100,10 @@ impl fmt::Debug for Options {
             .field("mode", &self.mode)
             .field("shared", &self.shared)
             .field("max_ttl", &self.max_ttl)
-            .field("max_buffered_body", &self.max_buffered_body)
             .field("cache_name", &self.cache_name)
             .field("heuristic_fraction", &self.heuristic_fraction)
             .field("coalesce_buffer", &self.coalesce_buffer)
+            .field("coalesce_timeout", &self.coalesce_timeout)
             .field(
                 "serve_stale_when_disconnected",
                 &self.serve_stale_when_disconnected,

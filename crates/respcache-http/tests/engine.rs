@@ -668,6 +668,63 @@ async fn a_failing_backend_degrades_to_the_origin() {
     assert!(cache.metrics().errors >= 3);
 }
 
+/// Storage that reads a body's first frame and then fails: the bytes it
+/// took are gone.
+struct Swallowing;
+
+#[async_trait::async_trait]
+impl Storage for Swallowing {
+    async fn get(&self, _: &str) -> respcache_core::Result<Option<respcache_http::Stored>> {
+        Ok(None)
+    }
+    async fn put(
+        &self,
+        _: String,
+        _: http::response::Parts,
+        mut body: respcache_http::CacheBody,
+        _: respcache_core::CachePolicy,
+        _: url::Url,
+    ) -> Result<respcache_http::CacheBody, respcache_http::PutFailed> {
+        let _ = body.frame().await;
+        Err(respcache_http::PutFailed {
+            error: "disk failed mid-write".into(),
+            body: None,
+        })
+    }
+    async fn delete(&self, _: &str) -> respcache_core::Result<()> {
+        Ok(())
+    }
+    async fn update_head(
+        &self,
+        _: &str,
+        _: http::response::Parts,
+        _: respcache_core::CachePolicy,
+    ) -> respcache_core::Result<bool> {
+        Ok(false)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_loses_the_body_fails_the_response_instead_of_emptying_it() {
+    let cache = HttpCache::new(Swallowing, Options::default());
+    let origin =
+        Origin::start(|_, _| response(200, &[("cache-control", "max-age=60")], "owed")).await;
+    let response = cache
+        .handle(get(&origin.url("/lost"), &[]), support::client())
+        .await
+        .unwrap();
+    let error = response
+        .into_body()
+        .collect()
+        .await
+        .expect_err("an empty body would pose as the response");
+    assert!(
+        error.to_string().contains("lost the response body"),
+        "{error}"
+    );
+    assert_eq!(cache.metrics().errors, 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bodies_stream_through_before_the_origin_finishes() {
     // The origin sends its first half, then waits until the client has it:
@@ -865,6 +922,84 @@ async fn a_late_follower_reads_the_stored_entry<S: Storage>(cache: HttpCache<S>)
         "{status}"
     );
     assert_eq!(origin.requests(), 1);
+}
+
+/// A client that stops reading holds the others back for
+/// `coalesce_timeout` at most: a reader ahead of it goes on once it is cut
+/// off, and a follower waiting for it goes to the origin itself. (The
+/// buffer holds [`FIRST`] but not [`whole`].)
+async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<S>) {
+    let gate = Gate::new();
+    let origin = gated_origin(&gate).await;
+    let url = origin.url("/stalled");
+    // The leader never reads; the follower reads everything it can.
+    let leader = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    let follower = follow(&cache, &url).await;
+    let mut follower = follower.into_body();
+    let first = first_bytes(&mut follower).await;
+    gate.open();
+    let followed = tokio::time::timeout(Duration::from_secs(10), rest_of(first, follower))
+        .await
+        .expect("the follower is not held back for good");
+    assert!(followed == whole());
+    let cut_off = leader.into_body().collect().await;
+    assert!(
+        cut_off.is_err(),
+        "the stalled leader's body ends in an error"
+    );
+    let hit = send(&cache, get(&url, &[])).await;
+    assert!(
+        hit.is_hit(),
+        "the follower completed the store: {}",
+        hit.cache_status()
+    );
+    assert_eq!(origin.requests(), 1);
+
+    // A leader alone is never cut off; a follower that cannot join it
+    // (the body outgrew the buffer) waits no longer than the timeout, then
+    // asks the origin itself.
+    let big = pattern(4 * cache.options().coalesce_buffer, 9);
+    let origin = Origin::start({
+        let big = big.clone();
+        move |_, _| {
+            let mut response = response(200, &[("cache-control", "max-age=60")], "");
+            *response.body_mut() = respcache_http::full(big.clone());
+            response
+        }
+    })
+    .await;
+    let url = origin.url("/stalled-alone");
+    let leader = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    // The whole body is on loopback at once: the spool fills past its
+    // buffer well within this.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let late = tokio::time::timeout(Duration::from_secs(10), send(&cache, get(&url, &[])))
+        .await
+        .expect("a follower of a stalled leader waits no longer than the timeout");
+    assert!(late.body == big);
+    assert!(!late.is_hit(), "{}", late.cache_status());
+    assert_eq!(origin.requests(), 2, "the late follower asked the origin");
+    let slow = leader.into_body().collect().await.unwrap().to_bytes();
+    assert!(slow == big, "the slow leader's body is whole");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_reader_holds_up_no_one_for_long_on_both_backends() {
+    let options = || Options {
+        coalesce_buffer: FIRST.1 + REST.1 / 2,
+        coalesce_timeout: Duration::from_millis(300),
+        ..Options::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    a_stalled_reader_holds_up_no_one_for_long(support::fs_cache(dir.path(), options())).await;
+    let dir = tempfile::tempdir().unwrap();
+    a_stalled_reader_holds_up_no_one_for_long(support::cacache_cache(dir.path(), options())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
