@@ -284,8 +284,8 @@ impl<M> Spool<M> {
 
     /// Cuts off the readers furthest behind, so that the others go on;
     /// none when nobody is ahead of them (a lone slow reader slows only
-    /// itself, and the origin with it).
-    fn cut_off_slowest(&self) {
+    /// itself, and the origin with it). Whether it cut any off.
+    fn cut_off_slowest(&self) -> bool {
         let mut state = lock(&self.state);
         let mut positions = state
             .readers
@@ -293,13 +293,13 @@ impl<M> Spool<M> {
             .filter(|reader| !reader.cut_off)
             .map(|reader| reader.next);
         let Some(first) = positions.next() else {
-            return;
+            return false;
         };
         let (oldest, newest) = positions.fold((first, first), |(lo, hi), next| {
             (lo.min(next), hi.max(next))
         });
         if oldest == newest {
-            return;
+            return false;
         }
         for reader in state.readers.values_mut() {
             if reader.next == oldest {
@@ -310,6 +310,7 @@ impl<M> Spool<M> {
             }
         }
         state.release();
+        true
     }
 
     /// Ready when the pump may read on: some reader is left, and the
@@ -345,11 +346,12 @@ async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>, s
                 break;
             }
             Err(_) => {
-                tracing::info!(
-                    ?stall,
-                    "a reader of a coalesced response held the others back; it is cut off"
-                );
-                spool.cut_off_slowest();
+                if spool.cut_off_slowest() {
+                    tracing::info!(
+                        ?stall,
+                        "a reader of a coalesced response held the others back; it is cut off"
+                    );
+                }
                 continue;
             }
         }
@@ -554,7 +556,7 @@ mod tests {
         spool.push(Bytes::from_static(b"abcdef"));
         assert_eq!(next(&mut reading).await.unwrap(), "abcdef");
         assert_eq!(lock(&spool.state).held, 6, "kept for the stalled reader");
-        spool.cut_off_slowest();
+        assert!(spool.cut_off_slowest());
         assert_eq!(lock(&spool.state).held, 0, "nobody needs it now");
         let error = stalled.frame().await.unwrap().unwrap_err();
         assert!(error.to_string().contains("fell too far behind"), "{error}");
@@ -568,7 +570,7 @@ mod tests {
         let spool = spool(4);
         let mut reader = spool.attach().unwrap();
         spool.push(Bytes::from_static(b"abcdef"));
-        spool.cut_off_slowest();
+        assert!(!spool.cut_off_slowest());
         assert_eq!(next(&mut reader).await.unwrap(), "abcdef");
     }
 
