@@ -334,7 +334,8 @@ async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>, s
     // Whatever stops the pump, a panic in a body included, ends the
     // readers' bodies too; none waits forever.
     let _ending = Ending(&spool);
-    loop {
+    let mut trailers = None;
+    let end = loop {
         let wanted = std::future::poll_fn(|cx| spool.poll_wanted(cx));
         match tokio::time::timeout(stall, wanted).await {
             Ok(true) => {}
@@ -342,8 +343,7 @@ async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>, s
                 tracing::debug!(
                     "every reader of a coalesced response left; its store is abandoned"
                 );
-                spool.finish(End::Failed("every reader left".into()));
-                break;
+                break End::Failed("every reader left".into());
             }
             Err(_) => {
                 if spool.cut_off_slowest() {
@@ -359,27 +359,19 @@ async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>, s
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) if data.is_empty() => {}
                 Ok(data) => spool.push(data),
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
-                        spool.finish(End::Complete(Some(trailers)));
-                        break;
-                    }
-                }
+                // The store commits at the body's end, after its trailers.
+                Err(frame) => trailers = frame.into_trailers().ok().or(trailers),
             },
-            Some(Err(error)) => {
-                spool.finish(End::Failed(error.to_string().into()));
-                break;
-            }
-            None => {
-                spool.finish(End::Complete(None));
-                break;
-            }
+            Some(Err(error)) => break End::Failed(error.to_string().into()),
+            None => break End::Complete(trailers),
         }
-    }
-    // A store commits when its body ends, so the entry is in place before
-    // the waiting followers look it up.
+    };
+    // The store is committed (or abandoned) once its body has ended or is
+    // dropped. The flight ends first, so that a request from now on looks
+    // the entry up instead of reading this spool; the readers end after.
     drop(body);
     drop(flight);
+    spool.finish(end);
 }
 
 /// Ends a spool's body as failed when dropped before it was ended.
