@@ -142,10 +142,11 @@ impl<S: Storage> HttpCache<S> {
         let key = (self.shared.options.key)(&parts);
         let mut body = Some(body);
         let mut collapsed = false;
+        let mut rechecked = false;
         loop {
             let now = SystemTime::now();
             let lookup = self.lookup(&key, &parts).await;
-            let (why, prior, index) = match lookup {
+            let (mut why, prior, mut index) = match lookup {
                 Lookup::Miss { why, index } => (why, None, index),
                 Lookup::Found {
                     key: found_key,
@@ -186,6 +187,25 @@ impl<S: Storage> HttpCache<S> {
                 None
             } else {
                 match self.shared.flights.join_or_lead(&key) {
+                    // A leader that just finished may have stored the entry
+                    // between this request's lookup and its joining: look
+                    // once more before going to the origin.
+                    Role::Leader(flight) if prior.is_none() && !rechecked => {
+                        rechecked = true;
+                        match self.lookup(&key, &parts).await {
+                            Lookup::Found { .. } => {
+                                drop(flight);
+                                continue;
+                            }
+                            Lookup::Miss {
+                                why: now_why,
+                                index: now_index,
+                            } => {
+                                (why, index) = (now_why, now_index);
+                                Some(flight)
+                            }
+                        }
+                    }
                     Role::Leader(flight) => Some(flight),
                     Role::Follower(follower) => {
                         self.shared.metrics.coalesced();
