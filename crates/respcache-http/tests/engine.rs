@@ -311,18 +311,25 @@ async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Stor
 }
 
 async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(cache: HttpCache<S>) {
-    let origin = Origin::start_async(|_, n| {
-        Box::pin(async move {
-            if n > 1 {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            let body = if n == 1 { "old" } else { "new" };
-            response(
-                200,
-                &[("cache-control", "max-age=1, stale-while-revalidate=60")],
-                body,
-            )
-        })
+    // The revalidation waits at the origin until the test has had its
+    // stale hits.
+    let gate = Gate::new();
+    let origin = Origin::start_async({
+        let gate = gate.clone();
+        move |_, n| {
+            let gate = gate.clone();
+            Box::pin(async move {
+                if n == 1 {
+                    return response(
+                        200,
+                        &[("cache-control", "max-age=1, stale-while-revalidate=60")],
+                        "old",
+                    );
+                }
+                gate.opened().await;
+                response(200, &[("cache-control", "max-age=60")], "new")
+            })
+        }
     })
     .await;
     let url = origin.url("/swr");
@@ -338,17 +345,25 @@ async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(ca
         );
         assert_eq!(stale.body, "old");
     }
-    let fresh = wait_for(
-        || async { send(&cache, get(&url, &[])).await },
-        |got| got.body == "new",
-    )
-    .await;
-    assert!(fresh.is_hit());
+    wait_for(async || origin.requests(), |n| *n == 2).await;
     assert_eq!(
         origin.requests(),
         2,
         "one background revalidation for five stale hits"
     );
+    gate.open();
+    let fresh = wait_for(
+        || async { send(&cache, get(&url, &[])).await },
+        |got| got.body == "new",
+    )
+    .await;
+    assert_eq!(fresh.body, "new", "the revalidated response was stored");
+    assert!(
+        fresh.is_hit() && !fresh.cache_status().contains("ttl=-"),
+        "{}",
+        fresh.cache_status()
+    );
+    assert_eq!(origin.requests(), 2);
     assert!(cache.metrics().stale >= 5);
 }
 
@@ -382,11 +397,17 @@ async fn stale_if_error_hides_a_5xx_but_must_revalidate_does_not<S: Storage>(cac
 }
 
 async fn concurrent_misses_make_one_origin_request<S: Storage>(cache: HttpCache<S>) {
-    let origin = Origin::start_async(|_, _| {
-        Box::pin(async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            response(200, &[("cache-control", "max-age=60")], "shared")
-        })
+    // The origin answers once all ten requests are in.
+    let gate = Gate::new();
+    let origin = Origin::start_async({
+        let gate = gate.clone();
+        move |_, _| {
+            let gate = gate.clone();
+            Box::pin(async move {
+                gate.opened().await;
+                response(200, &[("cache-control", "max-age=60")], "shared")
+            })
+        }
     })
     .await;
     let url = origin.url("/hot");
@@ -396,6 +417,8 @@ async fn concurrent_misses_make_one_origin_request<S: Storage>(cache: HttpCache<
             tokio::spawn(async move { send(&cache, get(&url, &[])).await })
         })
         .collect();
+    wait_for(async || cache.metrics().coalesced, |n| *n == 9).await;
+    gate.open();
     let mut collapsed = 0;
     for task in tasks {
         let got = task.await.unwrap();
@@ -889,6 +912,11 @@ async fn a_follower_of_another_variant_gets_its_own<S: Storage>(cache: HttpCache
     let follower = send(&cache, get(&url, &[("accept-language", "de")])).await;
     assert_eq!(follower.body, "de", "{}", follower.cache_status());
     assert_eq!(leader.await.unwrap().body, "en");
+    assert_eq!(
+        cache.metrics().coalesced,
+        1,
+        "the second request did follow"
+    );
     assert_eq!(origin.requests(), 2);
 }
 
@@ -977,8 +1005,8 @@ async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<
         .await
         .unwrap();
     // The whole body is on loopback at once: the spool fills past its
-    // buffer well within this.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // buffer well within this, also on a loaded machine.
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let late = tokio::time::timeout(Duration::from_secs(10), send(&cache, get(&url, &[])))
         .await
         .expect("a follower of a stalled leader waits no longer than the timeout");

@@ -227,6 +227,11 @@ impl Gate {
         self.0.send_replace(true);
     }
 
+    /// Waits until the gate is open.
+    pub async fn opened(&self) {
+        let _ = self.0.subscribe().wait_for(|open| *open).await;
+    }
+
     /// A body that sends `first`, then waits for the gate, then sends
     /// `rest`.
     pub fn body(&self, first: Bytes, rest: Bytes) -> CacheBody {
