@@ -889,18 +889,24 @@ async fn a_follower_reads_on_when_the_leader_hangs_up<S: Storage>(cache: HttpCac
 }
 
 async fn a_follower_of_another_variant_gets_its_own<S: Storage>(cache: HttpCache<S>) {
-    let origin = Origin::start_async(|seen, _| {
-        let language = seen.headers["accept-language"].to_str().unwrap().to_owned();
-        Box::pin(async move {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            let mut response = response(
-                200,
-                &[("cache-control", "max-age=60"), ("vary", "accept-language")],
-                "",
-            );
-            *response.body_mut() = respcache_http::full(language);
-            response
-        })
+    // The first request's answer waits until the second has joined it.
+    let gate = Gate::new();
+    let origin = Origin::start_async({
+        let gate = gate.clone();
+        move |seen, _| {
+            let language = seen.headers["accept-language"].to_str().unwrap().to_owned();
+            let gate = gate.clone();
+            Box::pin(async move {
+                gate.opened().await;
+                let mut response = response(
+                    200,
+                    &[("cache-control", "max-age=60"), ("vary", "accept-language")],
+                    "",
+                );
+                *response.body_mut() = respcache_http::full(language);
+                response
+            })
+        }
     })
     .await;
     let url = origin.url("/negotiated");
@@ -909,7 +915,13 @@ async fn a_follower_of_another_variant_gets_its_own<S: Storage>(cache: HttpCache
         async move { send(&cache, get(&url, &[("accept-language", "en")])).await }
     });
     wait_for(async || origin.requests(), |n| *n == 1).await;
-    let follower = send(&cache, get(&url, &[("accept-language", "de")])).await;
+    let follower = tokio::spawn({
+        let (cache, url) = (cache.clone(), url.clone());
+        async move { send(&cache, get(&url, &[("accept-language", "de")])).await }
+    });
+    wait_for(async || cache.metrics().coalesced, |n| *n == 1).await;
+    gate.open();
+    let follower = follower.await.unwrap();
     assert_eq!(follower.body, "de", "{}", follower.cache_status());
     assert_eq!(leader.await.unwrap().body, "en");
     assert_eq!(
@@ -918,6 +930,15 @@ async fn a_follower_of_another_variant_gets_its_own<S: Storage>(cache: HttpCache
         "the second request did follow"
     );
     assert_eq!(origin.requests(), 2);
+    // Both variants are stored side by side.
+    for language in ["en", "de"] {
+        let again = send(&cache, get(&url, &[("accept-language", language)])).await;
+        assert!(
+            again.is_hit() && again.body == language,
+            "{language}: {}",
+            again.cache_status()
+        );
+    }
 }
 
 /// A follower that comes once the leader's body has outgrown the
