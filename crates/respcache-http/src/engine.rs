@@ -19,7 +19,7 @@ use crate::conditional;
 use crate::directives::{Directives, remove_hop_by_hop};
 use crate::freshness::{self, Freshness};
 use crate::metrics::{Metrics, MetricsSnapshot};
-use crate::options::{CacheMode, Options, absolute_url, has_valid_target};
+use crate::options::{CacheMode, Options, absolute_url, has_valid_host, has_valid_target};
 use crate::origin::Origin;
 use crate::range::{self, RangeAnswer};
 use crate::status::{CacheStatus, Forward};
@@ -250,6 +250,7 @@ impl<S: Storage> HttpCache<S> {
         let request_url = absolute_url(&parts);
         let host = parts.headers.get(header::HOST).cloned();
         let valid_target = has_valid_target(&parts);
+        let valid_host = has_valid_host(&parts);
         // A POST's response may stand in for later GETs (below).
         let as_get =
             (method == Method::POST && valid_target && mode != CacheMode::NoStore).then(|| {
@@ -262,7 +263,7 @@ impl<S: Storage> HttpCache<S> {
         let response = origin.send(Request::from_parts(parts, body)).await?;
         self.shared.metrics.miss();
         if !method.is_safe()
-            && valid_target
+            && valid_host
             && (response.status().is_success() || response.status().is_redirection())
         {
             self.invalidate(&request_url, host, response.headers())

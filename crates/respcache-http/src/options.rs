@@ -125,35 +125,54 @@ pub fn default_key(parts: &http::request::Parts) -> String {
 
 /// The request's absolute URL: its own when it has one (a client's
 /// request), else `http://` with its `Host` (a request a server received).
-/// It is normalised as the WHATWG URL rules do (host in lower case, no
-/// default port, no `.` or `..` segments), so that every spelling of one
-/// URL names one entry, and an unsafe method invalidates it whatever
-/// spelling either request used.
+/// Scheme, host and port are normalised (lower case, no default port:
+/// RFC 9110 §4.2.3), so `Host: EXAMPLE.com:80` and `Host: example.com`
+/// name one entry; the path and query are kept as sent, because they are
+/// what the origin is asked for.
 pub fn absolute_url(parts: &http::request::Parts) -> String {
-    let uri = &parts.uri;
-    let raw = if uri.scheme().is_some() && uri.authority().is_some() {
-        uri.to_string()
-    } else {
-        let host = parts
-            .headers
-            .get(http::header::HOST)
-            .and_then(|host| host.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()))
-            .unwrap_or("localhost");
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        format!("http://{host}{path}")
-    };
+    let raw = raw_url(parts);
     match url::Url::parse(&raw) {
-        Ok(url) => url.into(),
-        Err(_) => raw,
+        Ok(url) if url.origin().is_tuple() => {
+            let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            format!("{}{path}", url.origin().ascii_serialization())
+        }
+        _ => raw,
     }
 }
 
-/// Whether the request names its target unambiguously: an absolute URI,
-/// or a `Host` that is a host and optional port (RFC 9110 §7.2) and
-/// nothing else. A `Host` such as `example.com/secret` would otherwise make
-/// the key of another path, so such a request is never cached.
+/// The absolute URL as the request spells it.
+fn raw_url(parts: &http::request::Parts) -> String {
+    let uri = &parts.uri;
+    if uri.scheme().is_some() && uri.authority().is_some() {
+        return uri.to_string();
+    }
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|host| host.to_str().ok())
+        .or_else(|| uri.authority().map(|a| a.as_str()))
+        .unwrap_or("localhost");
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("http://{host}{path}")
+}
+
+/// Whether the request names its target unambiguously, so that it may be
+/// cached:
+/// - a `Host` (when the target is not absolute) that is a host and an
+///   optional port (RFC 9110 §7.2) and nothing else: `example.com/secret`
+///   would otherwise make the key of another path;
+/// - a path in normal form: `/a/./b`, `/a/../b` and `/%2e%2e/b` name the
+///   same resource as another spelling to some servers and not to others,
+///   so what the origin answers for one must not be stored for another.
 pub(crate) fn has_valid_target(parts: &http::request::Parts) -> bool {
+    has_valid_host(parts)
+        && url::Url::parse(&raw_url(parts)).is_ok_and(|url| url.path() == parts.uri.path())
+}
+
+/// The `Host` half of [`has_valid_target`]: what an unsafe method needs
+/// for its target's entries to be invalidated (its path is normalised
+/// for that).
+pub(crate) fn has_valid_host(parts: &http::request::Parts) -> bool {
     if parts.uri.scheme().is_some() && parts.uri.authority().is_some() {
         return true;
     }
@@ -181,14 +200,28 @@ mod tests {
     }
 
     #[test]
-    fn spellings_of_one_url_make_one_key() {
+    fn spellings_of_one_host_make_one_key() {
         let key = |uri, host| default_key(&parts(uri, host));
-        let plain = key("http://a.test/p/q", None);
-        assert_eq!(key("http://A.test:80/p/./q", None), plain);
-        assert_eq!(key("/p/q", Some("A.TEST:80")), plain);
-        assert_eq!(key("/p/x/../q", Some("a.test")), plain);
-        assert_ne!(key("/p/q", Some("a.test:8080")), plain);
-        assert_ne!(key("/P/q", Some("a.test")), plain, "paths keep their case");
+        let plain = key("http://a.test/p/q?x='y'", None);
+        assert_eq!(key("http://A.test:80/p/q?x='y'", None), plain);
+        assert_eq!(key("/p/q?x='y'", Some("A.TEST:80")), plain);
+        assert_ne!(key("/p/q?x='y'", Some("a.test:8080")), plain);
+        assert_ne!(
+            key("/P/q?x='y'", Some("a.test")),
+            plain,
+            "paths keep their case"
+        );
+        assert_eq!(plain, "GET:http://a.test/p/q?x='y'", "the query as sent");
+    }
+
+    #[test]
+    fn a_path_not_in_normal_form_is_not_a_valid_target() {
+        assert!(has_valid_target(&parts("/p/q?a=./b", Some("a.test"))));
+        for path in ["/p/./q", "/p/x/../q", "/p/%2e%2e/q", "/p/%2E/q"] {
+            assert!(!has_valid_target(&parts(path, Some("a.test"))), "{path}");
+            let absolute = format!("http://a.test{path}");
+            assert!(!has_valid_target(&parts(&absolute, None)), "{absolute}");
+        }
     }
 
     #[test]
