@@ -22,7 +22,7 @@ use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::options::{CacheMode, Options, absolute_url, has_valid_host, has_valid_target};
 use crate::origin::Origin;
 use crate::range::{self, RangeAnswer};
-use crate::status::{CacheStatus, Forward};
+use crate::status::{BodySource, CacheStatus, Forward};
 use crate::storage::{PutFailed, Storage, Stored};
 use crate::surrogate::{self, SurrogateControl};
 use crate::vary::{self, VaryIndex};
@@ -282,6 +282,7 @@ impl<S: Storage> HttpCache<S> {
             _ => response,
         };
         self.add_status(response.headers_mut(), &status);
+        response.extensions_mut().insert(BodySource::Origin);
         Ok(response)
     }
 
@@ -483,7 +484,9 @@ impl<S: Storage> HttpCache<S> {
                     status.stored = false;
                     status.collapsed = true;
                     status.ttl = Some(self.freshness(&stored.head, now).ttl_seconds());
-                    return Some(self.serve(parts, stored, status, now, false));
+                    let mut response = self.serve(parts, stored, status, now, false);
+                    response.extensions_mut().insert(BodySource::Coalesced);
+                    return Some(response);
                 }
             }
         }
@@ -906,6 +909,7 @@ impl<S: Storage> HttpCache<S> {
     ) -> Response<CacheBody> {
         let (mut head, body) = response.into_parts();
         self.add_status(&mut head.headers, status);
+        head.extensions.insert(BodySource::Origin);
         if head.status == StatusCode::OK
             && parts.method == Method::GET
             && conditions.not_modified(&head.headers)
@@ -930,6 +934,7 @@ impl<S: Storage> HttpCache<S> {
     ) -> Response<CacheBody> {
         let age = self.freshness(&stored.head, now).age.as_secs();
         let Stored { mut head, body, .. } = stored;
+        head.extensions.insert(BodySource::Storage);
         remove_hop_by_hop(&mut head.headers);
         vary::strip_internal(&mut head.headers);
         head.headers.insert(header::AGE, HeaderValue::from(age));

@@ -77,5 +77,5 @@ pub use layer::{CacheLayer, CacheService};
 pub use metrics::MetricsSnapshot;
 pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
-pub use status::{CacheStatus, Forward};
+pub use status::{BodySource, CacheStatus, Forward};
 pub use storage::{Buffered, PutFailed, Storage, Stored, Streaming};

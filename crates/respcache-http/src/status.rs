@@ -35,6 +35,20 @@ impl Forward {
     }
 }
 
+/// Where the bytes of a response's body come from, in the response's
+/// extensions: for counting what the cache saved the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodySource {
+    /// Read from storage: a hit, or a stored body served after a `304` or
+    /// in place of an error.
+    Storage,
+    /// The origin's answer to this request.
+    Origin,
+    /// The origin's answer to another request, read as it arrived
+    /// (request coalescing).
+    Coalesced,
+}
+
 /// One cache's member of the `Cache-Status` list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CacheStatus {

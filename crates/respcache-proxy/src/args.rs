@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use http::Uri;
 
@@ -29,11 +30,14 @@ pub struct Args {
     pub dir: PathBuf,
     /// The most bytes the fs backend keeps.
     pub max_size: Option<u64>,
+    /// The longest wait for the origin's response head.
+    pub origin_timeout: Duration,
 }
 
 pub const USAGE: &str = "\
 usage: respcache-proxy --upstream http://HOST:PORT [--listen ADDR] [--admin ADDR]
                        [--backend fs|cacache] [--dir PATH] [--max-size BYTES]
+                       [--origin-timeout SECONDS]
 
   --upstream  the origin every request not served from cache goes to
   --listen    address for clients (default 127.0.0.1:8080)
@@ -41,6 +45,9 @@ usage: respcache-proxy --upstream http://HOST:PORT [--listen ADDR] [--admin ADDR
   --backend   fs (default: streaming, content-addressed files) or cacache
   --dir       cache directory (default ./respcache-cache)
   --max-size  most bytes the fs backend keeps before evicting (default: no limit)
+  --origin-timeout
+              longest wait for the origin's response head, then 502 or a
+              stale entry (default 60)
 
 Logs go to stderr; RUST_LOG sets the level (default info).";
 
@@ -53,6 +60,7 @@ impl Args {
         let mut backend = Backend::Fs;
         let mut dir = PathBuf::from("respcache-cache");
         let mut max_size = None;
+        let mut origin_timeout = Duration::from_secs(60);
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
             if flag == "-h" || flag == "--help" {
@@ -66,6 +74,13 @@ impl Args {
                         .map_err(|e| format!("--upstream {value}: {e}"))?;
                     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
                         return Err(format!("--upstream {value}: expected http://HOST:PORT"));
+                    }
+                    // Requests keep their own paths: a base path would be
+                    // dropped without a word.
+                    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+                        return Err(format!(
+                            "--upstream {value}: expected http://HOST:PORT, without a path"
+                        ));
                     }
                     upstream = Some(uri);
                 }
@@ -86,6 +101,15 @@ impl Args {
                             .map_err(|e| format!("--max-size {value}: {e}"))?,
                     )
                 }
+                "--origin-timeout" => {
+                    let seconds: u64 = value
+                        .parse()
+                        .map_err(|e| format!("--origin-timeout {value}: {e}"))?;
+                    if seconds == 0 {
+                        return Err(format!("--origin-timeout {value}: must be at least 1"));
+                    }
+                    origin_timeout = Duration::from_secs(seconds);
+                }
                 other => return Err(format!("unknown flag {other}")),
             }
         }
@@ -97,6 +121,7 @@ impl Args {
             backend,
             dir,
             max_size,
+            origin_timeout,
         })
     }
 }
@@ -141,6 +166,19 @@ mod tests {
             parse(&["--upstream", "http://x:1", "--listen"])
                 .unwrap_err()
                 .contains("needs a value")
+        );
+        assert!(
+            parse(&["--upstream", "http://x:1/base"])
+                .unwrap_err()
+                .contains("without a path")
+        );
+        assert!(parse(&["--upstream", "http://x:1/"]).is_ok());
+        let args = parse(&["--upstream", "http://x:1", "--origin-timeout", "5"]).unwrap();
+        assert_eq!(args.origin_timeout, Duration::from_secs(5));
+        assert!(
+            parse(&["--upstream", "http://x:1", "--origin-timeout", "0"])
+                .unwrap_err()
+                .contains("at least 1")
         );
     }
 }

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use respcache_core::BoxError;
-use respcache_http::{CacheBody, HttpCache, Storage};
+use respcache_http::{BodySource, CacheBody, HttpCache, Storage};
 use tokio::net::TcpListener;
 
 /// Bytes sent to clients, by where they came from, and origin failures.
@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 pub struct Traffic {
     hit_bytes: AtomicU64,
     origin_bytes: AtomicU64,
+    coalesced_bytes: AtomicU64,
     origin_errors: AtomicU64,
 }
 
@@ -29,21 +30,24 @@ impl Traffic {
         self.origin_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Wraps a response so that its body's bytes are counted as they go.
+    /// Wraps a response so that its body's bytes are counted as they go,
+    /// by the source the engine names (none for the proxy's own `502`).
     pub fn count(self: &Arc<Self>, response: Response<CacheBody>) -> Response<Counted> {
-        let hit = response
-            .headers()
-            .get_all("cache-status")
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(';').any(|p| p.trim() == "hit"));
+        let source = response.extensions().get::<BodySource>().copied();
         let traffic = self.clone();
         response.map(|inner| Counted {
             inner,
             traffic,
-            hit,
+            source,
         })
+    }
+
+    fn counter(&self, source: BodySource) -> &AtomicU64 {
+        match source {
+            BodySource::Storage => &self.hit_bytes,
+            BodySource::Origin => &self.origin_bytes,
+            BodySource::Coalesced => &self.coalesced_bytes,
+        }
     }
 }
 
@@ -51,7 +55,7 @@ impl Traffic {
 pub struct Counted {
     inner: CacheBody,
     traffic: Arc<Traffic>,
-    hit: bool,
+    source: Option<BodySource>,
 }
 
 impl Body for Counted {
@@ -65,12 +69,9 @@ impl Body for Counted {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled
             && let Some(data) = frame.data_ref()
+            && let Some(source) = self.source
         {
-            let counter = if self.hit {
-                &self.traffic.hit_bytes
-            } else {
-                &self.traffic.origin_bytes
-            };
+            let counter = self.traffic.counter(source);
             counter.fetch_add(data.len() as u64, Ordering::Relaxed);
         }
         polled
@@ -92,8 +93,14 @@ pub async fn serve_admin<S: Storage>(
     traffic: Arc<Traffic>,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors, say: retrying at once would spin.
+                tracing::warn!(%error, "admin accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let cache = cache.clone();
         let traffic = traffic.clone();
@@ -111,6 +118,8 @@ pub async fn serve_admin<S: Storage>(
         });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -121,7 +130,7 @@ pub async fn serve_admin<S: Storage>(
 pub fn render<S: Storage>(cache: &HttpCache<S>, traffic: &Traffic) -> String {
     let m = cache.metrics();
     let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-    let rows: [(&str, &str, u64); 11] = [
+    let rows: [(&str, &str, u64); 12] = [
         (
             "respcache_hits_total",
             "Responses served fresh from the cache.",
@@ -169,13 +178,18 @@ pub fn render<S: Storage>(cache: &HttpCache<S>, traffic: &Traffic) -> String {
         ),
         (
             "respcache_hit_bytes_total",
-            "Body bytes sent to clients from the cache.",
+            "Body bytes sent to clients from storage.",
             load(&traffic.hit_bytes),
         ),
         (
             "respcache_origin_bytes_total",
-            "Body bytes sent to clients from the origin.",
+            "Body bytes sent to clients from the origin, for their own requests.",
             load(&traffic.origin_bytes),
+        ),
+        (
+            "respcache_coalesced_bytes_total",
+            "Body bytes sent to clients from another request's origin response.",
+            load(&traffic.coalesced_bytes),
         ),
     ];
     let mut text = String::new();

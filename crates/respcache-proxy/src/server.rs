@@ -23,7 +23,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), BoxError> {
-    let upstream = Upstream::new(&args.upstream).ok_or("--upstream has no host")?;
+    let upstream =
+        Upstream::new(&args.upstream, args.origin_timeout).ok_or("--upstream has no host")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -87,6 +88,8 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections finished"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
+        // A second signal means: now.
+        () = shutdown_signal() => tracing::warn!("second signal: stopping without waiting for open connections"),
     }
     Ok(())
 }

@@ -446,6 +446,12 @@ async fn stale_revalidated_with_304(backend: &str) {
     );
     assert_eq!(refreshed.text(), "version one");
     assert_eq!(origin.count(), 2);
+
+    // The origin sent the body once; the other two came from storage.
+    let text = metrics(&client, &proxy).await;
+    let len = "version one".len() as u64;
+    assert_eq!(metric(&text, "respcache_origin_bytes_total"), len);
+    assert_eq!(metric(&text, "respcache_hit_bytes_total"), 2 * len);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,4 +462,83 @@ async fn a_stale_entry_is_revalidated_and_a_304_serves_the_stored_body_with_the_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_entry_is_revalidated_and_a_304_serves_the_stored_body_with_the_cacache_backend() {
     stale_revalidated_with_304("cacache").await;
+}
+
+/// Sends `head` (a request head in HTTP/1.1 syntax, no body) on a new
+/// connection to `addr` and returns the whole response as text.
+async fn raw_exchange(addr: std::net::SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connecting to the proxy");
+    stream
+        .write_all(head.as_bytes())
+        .await
+        .expect("sending the request");
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the proxy answers and closes")
+        .expect("reading the response");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_is_asked_for_the_url_an_entry_is_stored_under() {
+    // The origin answers with the Host and path it saw.
+    let origin = Origin::start(|seen, _| {
+        let host = seen.headers["host"].to_str().unwrap_or("?").to_owned();
+        response(
+            200,
+            &[("cache-control", "max-age=60")],
+            format!("{host} {}", seen.path),
+        )
+    })
+    .await;
+    let proxy = Proxy::start(&origin.url(), "fs").await;
+
+    // An absolute-form target names the authority: it replaces Host
+    // (RFC 9112 §3.2.2), and the entry is stored under it.
+    let absolute = raw_exchange(
+        proxy.addr,
+        "GET http://a.example/page HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(absolute.ends_with("a.example /page"), "{absolute}");
+    let seen = origin.seen().pop().expect("the origin saw the request");
+    assert_eq!(seen.headers["host"], "a.example");
+    assert_eq!(seen.headers["via"], "1.1 respcache");
+    let same = raw_exchange(
+        proxy.addr,
+        "GET /page HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(same.contains("; hit"), "{same}");
+    assert!(same.ends_with("a.example /page"), "{same}");
+    let other = raw_exchange(
+        proxy.addr,
+        "GET /page HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(other.ends_with("b.example /page"), "{other}");
+
+    // A path not in normal form goes to the origin as sent and is stored
+    // for no URL.
+    for _ in 0..2 {
+        let dotted = raw_exchange(
+            proxy.addr,
+            "GET /admin/../public/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        assert!(dotted.ends_with("a.example /admin/../public/x"), "{dotted}");
+        assert!(dotted.contains("fwd=bypass"), "{dotted}");
+    }
+    let normal = raw_exchange(
+        proxy.addr,
+        "GET /public/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(normal.ends_with("a.example /public/x"), "{normal}");
+    assert!(normal.contains("fwd=uri-miss"), "{normal}");
+    assert_eq!(origin.count(), 5);
 }

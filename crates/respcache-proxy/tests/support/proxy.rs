@@ -156,13 +156,31 @@ impl Drop for Proxy {
 }
 
 /// Runs the proxy with `args` and waits for it, for command lines that
-/// must be refused before anything starts.
+/// must be refused before anything starts. It runs in a directory of its
+/// own, and a proxy that starts instead is killed and fails the test.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(BINARY)
+    let dir = tempfile::tempdir().expect("a working directory");
+    let mut child = Command::new(BINARY)
         .args(args)
+        .current_dir(dir.path())
         .stdin(Stdio::null())
-        .output()
-        .expect("running respcache-proxy")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running respcache-proxy");
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().expect("polling the proxy").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().expect("the proxy's output");
+            panic!(
+                "respcache-proxy {args:?} kept running instead of refusing its command line:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("the proxy's output")
 }
 
 /// A loopback address with a port nothing listens on right now.
