@@ -33,6 +33,9 @@ use tokio::sync::watch;
 
 use crate::body::CacheBody;
 
+/// The shortest stall the pump waits out before it looks again.
+const MIN_STALL: Duration = Duration::from_millis(10);
+
 type Map<M> = Mutex<HashMap<String, watch::Receiver<Option<Arc<Spool<M>>>>>>;
 
 /// The keys with a request on its way to the origin. `M` is what a spool
@@ -334,6 +337,8 @@ async fn pump<M>(spool: Arc<Spool<M>>, mut body: CacheBody, flight: Flight<M>, s
     // Whatever stops the pump, a panic in a body included, ends the
     // readers' bodies too; none waits forever.
     let _ending = Ending(&spool);
+    // A zero stall would spin while a lone reader is slow.
+    let stall = stall.max(MIN_STALL);
     let mut trailers = None;
     let end = loop {
         let wanted = std::future::poll_fn(|cx| spool.poll_wanted(cx));

@@ -131,6 +131,14 @@ impl<S: Storage> HttpCache<S> {
             .copied()
             .unwrap_or(self.shared.options.mode);
         let readable = parts.method == Method::GET || parts.method == Method::HEAD;
+        if readable
+            && !has_valid_target(&parts)
+            && (mode == CacheMode::OnlyIfCached || only_if_cached(&parts))
+        {
+            // Nothing may be stored for such a target, and the origin may
+            // not be asked (RFC 9111 §5.2.1.7).
+            return Ok(gateway_timeout(&self.shared.options));
+        }
         if mode == CacheMode::NoStore || !readable || !has_valid_target(&parts) {
             let why = if readable {
                 Forward::Bypass
@@ -248,31 +256,29 @@ impl<S: Storage> HttpCache<S> {
     {
         let method = parts.method.clone();
         let request_url = absolute_url(&parts);
-        let host = parts.headers.get(header::HOST).cloned();
-        let valid_target = has_valid_target(&parts);
-        let valid_host = has_valid_host(&parts);
-        // A POST's response may stand in for later GETs (below).
-        let as_get =
-            (method == Method::POST && valid_target && mode != CacheMode::NoStore).then(|| {
-                let mut head = clone_request_head(&parts);
-                head.method = Method::GET;
-                head
-            });
+        // The request as the GET whose entries it may invalidate, or whose
+        // entry its response may become (a POST's, below).
+        let as_get = (!method.is_safe() && has_valid_host(&parts)).then(|| {
+            let mut head = clone_request_head(&parts);
+            head.method = Method::GET;
+            head
+        });
+        let may_store =
+            method == Method::POST && has_valid_target(&parts) && mode != CacheMode::NoStore;
         let mut parts = parts;
         self.announce(&mut parts.headers);
         let response = origin.send(Request::from_parts(parts, body)).await?;
         self.shared.metrics.miss();
-        if !method.is_safe()
-            && valid_host
-            && (response.status().is_success() || response.status().is_redirection())
+        let changed = response.status().is_success() || response.status().is_redirection();
+        if let Some(get) = &as_get
+            && changed
         {
-            self.invalidate(&request_url, host, response.headers())
-                .await;
+            self.invalidate(get, &request_url, response.headers()).await;
         }
         let mut status = CacheStatus::forward(why);
         status.fwd_status = Some(response.status().as_u16());
         let mut response = match as_get {
-            Some(get) if reusable_for_get(&request_url, &response) => {
+            Some(get) if may_store && reusable_for_get(&request_url, &response) => {
                 let key = (self.shared.options.key)(&get);
                 let mode = CacheMode::Default;
                 let now = SystemTime::now();
@@ -286,32 +292,37 @@ impl<S: Storage> HttpCache<S> {
         Ok(response)
     }
 
-    /// Removes the stored `GET` entries for the request URL and for the
-    /// same-origin URLs in `Location` and `Content-Location`.
-    async fn invalidate(&self, request_url: &str, host: Option<HeaderValue>, headers: &HeaderMap) {
-        let Ok(base) = Url::parse(request_url) else {
-            return;
-        };
-        let mut urls = vec![base.clone()];
-        for name in [header::LOCATION, header::CONTENT_LOCATION] {
-            let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
-                continue;
-            };
-            if let Ok(url) = base.join(value)
-                && url.origin() == base.origin()
-            {
-                urls.push(url);
+    /// Removes the stored `GET` entries for the request's URL, as sent and
+    /// in normal form, and for the same-origin URLs in `Location` and
+    /// `Content-Location`.
+    async fn invalidate(&self, get: &request::Parts, request_url: &str, headers: &HeaderMap) {
+        let options = &self.shared.options;
+        let mut keys = vec![(options.key)(get)];
+        if let Ok(base) = Url::parse(request_url) {
+            let mut urls = vec![base.clone()];
+            for name in [header::LOCATION, header::CONTENT_LOCATION] {
+                let Some(value) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+                    continue;
+                };
+                if let Ok(url) = base.join(value)
+                    && url.origin() == base.origin()
+                {
+                    urls.push(url);
+                }
+            }
+            for url in urls {
+                let mut builder = Request::get(url.as_str());
+                if let Some(host) = get.headers.get(header::HOST) {
+                    builder = builder.header(header::HOST, host.clone());
+                }
+                if let Ok(request) = builder.body(()) {
+                    keys.push((options.key)(&request.into_parts().0));
+                }
             }
         }
-        for url in urls {
-            let mut builder = Request::get(url.as_str());
-            if let Some(host) = &host {
-                builder = builder.header(header::HOST, host.clone());
-            }
-            let Ok(request) = builder.body(()) else {
-                continue;
-            };
-            let key = (self.shared.options.key)(&request.into_parts().0);
+        keys.sort();
+        keys.dedup();
+        for key in keys {
             if let Err(error) = self.shared.storage.delete(&key).await {
                 tracing::warn!(key = %abbreviate_key(&key), %error, "invalidating a stored entry failed");
             }
@@ -547,7 +558,7 @@ impl<S: Storage> HttpCache<S> {
         key: String,
         stored: Stored,
         index: Option<VaryIndex>,
-        flight: Option<Flight<Spooled>>,
+        mut flight: Option<Flight<Spooled>>,
         now: SystemTime,
     ) -> Result<Response<CacheBody>, BoxError>
     where
@@ -594,7 +605,12 @@ impl<S: Storage> HttpCache<S> {
                 .update_head(&key, head, policy.clone())
                 .await
             {
-                Ok(true) => (stored.body, false),
+                Ok(true) => {
+                    // The new head is stored: followers may read it now,
+                    // not once this client has read the body.
+                    drop(flight.take());
+                    (stored.body, false)
+                }
                 Ok(false) => {
                     let body = self
                         .restore(&key, &merged, policy.clone(), stored.body, &parts)

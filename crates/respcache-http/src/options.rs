@@ -74,6 +74,7 @@ pub struct Options {
     /// before it goes to the origin itself, and the longest one reader of
     /// a coalesced response may hold the others back before it is cut off
     /// (its body ends in an error). As nginx's `proxy_cache_lock_timeout`.
+    /// The spool waits at least 10 ms whatever this says.
     pub coalesce_timeout: Duration,
 }
 
@@ -171,20 +172,37 @@ pub(crate) fn has_valid_target(parts: &http::request::Parts) -> bool {
 
 /// The `Host` half of [`has_valid_target`]: what an unsafe method needs
 /// for its target's entries to be invalidated (its path is normalised
-/// for that).
+/// for that). One `Host` (RFC 9112 §3.2), or an absolute target without
+/// user information, whose host is already in the form the key gives it:
+/// `127.1` or `0x7f.0.0.1` would share the key of `127.0.0.1` while the
+/// origin may route them elsewhere.
 pub(crate) fn has_valid_host(parts: &http::request::Parts) -> bool {
-    if parts.uri.scheme().is_some() && parts.uri.authority().is_some() {
-        return true;
+    let authority = if parts.uri.scheme().is_some()
+        && let Some(authority) = parts.uri.authority()
+    {
+        authority.as_str().to_owned()
+    } else {
+        let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+        let (Some(host), None) = (hosts.next(), hosts.next()) else {
+            // None at all (HTTP/1.0) is keyed as localhost; several are
+            // ambiguous.
+            return parts.headers.get(http::header::HOST).is_none();
+        };
+        match host.to_str() {
+            Ok(host) => host.to_owned(),
+            Err(_) => return false,
+        }
+    };
+    let Ok(parsed) = authority.parse::<http::uri::Authority>() else {
+        return false;
+    };
+    if authority.is_empty() || authority.contains('@') || parsed.as_str().len() != authority.len() {
+        return false;
     }
-    match parts.headers.get(http::header::HOST) {
-        None => true,
-        Some(host) => host
-            .to_str()
-            .ok()
-            .filter(|host| !host.is_empty() && !host.contains('@'))
-            .and_then(|host| host.parse::<http::uri::Authority>().ok())
-            .is_some_and(|authority| authority.as_str().len() == host.len()),
-    }
+    url::Url::parse(&format!("http://{authority}/"))
+        .ok()
+        .and_then(|url| url.host_str().map(str::to_owned))
+        .is_some_and(|canonical| canonical.eq_ignore_ascii_case(parsed.host()))
 }
 
 #[cfg(test)]
@@ -227,10 +245,27 @@ mod tests {
     #[test]
     fn a_host_with_more_than_host_and_port_is_not_a_valid_target() {
         assert!(has_valid_target(&parts("/x", Some("example.com:8080"))));
+        assert!(has_valid_target(&parts("/x", Some("EXAMPLE.com"))));
+        assert!(has_valid_target(&parts("/x", Some("[::1]:8080"))));
+        assert!(has_valid_target(&parts("/x", Some("127.0.0.1"))));
         assert!(has_valid_target(&parts("/x", None)));
         assert!(has_valid_target(&parts("http://example.com/x", None)));
-        for host in ["example.com/secret", "user@example.com", "", "a b"] {
+        let hosts = [
+            "example.com/secret",
+            "user@example.com",
+            "",
+            "a b",
+            "127.1",
+            "2130706433",
+            "0x7f.0.0.1",
+        ];
+        for host in hosts {
             assert!(!has_valid_target(&parts("/x", Some(host))), "{host:?}");
         }
+        assert!(!has_valid_target(&parts("http://u:p@example.com/x", None)));
+        let mut two = parts("/x", Some("a.example"));
+        two.headers
+            .append(http::header::HOST, "b.example".parse().unwrap());
+        assert!(!has_valid_target(&two), "two Host fields");
     }
 }

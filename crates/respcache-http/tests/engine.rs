@@ -297,6 +297,13 @@ async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Stor
     );
     assert_eq!(origin.requests(), 5);
 
+    // A query is keyed as sent, and a POST to it invalidates it.
+    let quoted = origin.url("/items?name='x'");
+    send(&cache, get(&quoted, &[])).await;
+    assert!(send(&cache, get(&quoted, &[])).await.is_hit());
+    send(&cache, request("POST", &quoted, &[])).await;
+    assert!(!send(&cache, get(&quoted, &[])).await.is_hit());
+
     // A path not in normal form is neither cached nor served from the
     // entry of another spelling, but a POST to it invalidates that entry.
     let dotted = origin.url("/items/./3");

@@ -56,10 +56,14 @@ impl Origin<CacheBody> for Upstream {
         // RFC 9112 §3.2.2: the authority of an absolute-form target
         // replaces `Host`. The engine keys the request by it, so the origin
         // must be asked for the same.
-        let target_host = parts
-            .uri
-            .authority()
-            .and_then(|authority| HeaderValue::from_str(authority.as_str()).ok());
+        // Its host and port, that is: never user information.
+        let target_host = parts.uri.host().and_then(|host| {
+            let host = match parts.uri.port_u16() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
+            HeaderValue::from_str(&host).ok()
+        });
         let client = self.client.clone();
         let head_timeout = self.head_timeout;
         Box::pin(async move {
@@ -83,10 +87,17 @@ impl Origin<CacheBody> for Upstream {
                 }
                 None => {}
             }
+            // An origin answers an upload once it has read it, however
+            // long that takes: only requests without a body are timed.
+            let timed = http_body::Body::is_end_stream(&body);
             let request = client.request(Request::from_parts(parts, body));
-            let response = tokio::time::timeout(head_timeout, request)
-                .await
-                .map_err(|_| format!("no response head within {head_timeout:?}"))??;
+            let response = if timed {
+                tokio::time::timeout(head_timeout, request)
+                    .await
+                    .map_err(|_| format!("no response head within {head_timeout:?}"))??
+            } else {
+                request.await?
+            };
             let (mut head, body) = response.into_parts();
             remove_hop_by_hop(&mut head.headers);
             Ok(http::Response::from_parts(
