@@ -36,13 +36,38 @@ use crate::body::CacheBody;
 /// The shortest stall the pump waits out before it looks again.
 const MIN_STALL: Duration = Duration::from_millis(10);
 
-type Map<M> = Mutex<HashMap<String, watch::Receiver<Option<Arc<Spool<M>>>>>>;
+/// A key's flight: its number (so that a flight taken over is not removed
+/// by the one it replaced) and how to follow it.
+struct Entry<M> {
+    number: u64,
+    spool: watch::Receiver<Option<Arc<Spool<M>>>>,
+}
+
+struct Map<M> {
+    flights: HashMap<String, Entry<M>>,
+    next_number: u64,
+}
+
+impl<M> Default for Map<M> {
+    fn default() -> Self {
+        Self {
+            flights: HashMap::new(),
+            next_number: 0,
+        }
+    }
+}
 
 /// The keys with a request on its way to the origin. `M` is what a spool
 /// tells followers about the response besides its body.
-#[derive(Debug)]
 pub(crate) struct Flights<M> {
-    map: Arc<Map<M>>,
+    map: Arc<Mutex<Map<M>>>,
+}
+
+impl<M> std::fmt::Debug for Flights<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let keys = lock(&self.map).flights.len();
+        f.debug_struct("Flights").field("keys", &keys).finish()
+    }
 }
 
 impl<M> Default for Flights<M> {
@@ -63,16 +88,40 @@ pub(crate) enum Role<M> {
 impl<M> Flights<M> {
     /// Leads the request for `key`, or follows the one already out.
     pub(crate) fn join_or_lead(&self, key: &str) -> Role<M> {
+        self.join_or_replace(key, None)
+    }
+
+    /// For a follower that waited too long for `stale`: leads a new
+    /// request for `key` in its place, unless another follower did so
+    /// already (then follows that one). So a stalled flight is replaced by
+    /// one origin request at a time, not by one per waiting request.
+    pub(crate) fn replace(&self, key: &str, stale: &Follower<M>) -> Role<M> {
+        self.join_or_replace(key, Some(stale.number))
+    }
+
+    fn join_or_replace(&self, key: &str, stale: Option<u64>) -> Role<M> {
         let mut map = lock(&self.map);
-        if let Some(spool) = map.get(key) {
+        if let Some(entry) = map.flights.get(key)
+            && Some(entry.number) != stale
+        {
             return Role::Follower(Follower {
-                spool: spool.clone(),
+                number: entry.number,
+                spool: entry.spool.clone(),
             });
         }
+        let number = map.next_number;
+        map.next_number += 1;
         let (spool, wait) = watch::channel(None);
-        map.insert(key.to_owned(), wait);
+        map.flights.insert(
+            key.to_owned(),
+            Entry {
+                number,
+                spool: wait,
+            },
+        );
         Role::Leader(Flight {
             key: key.to_owned(),
+            number,
             map: Arc::downgrade(&self.map),
             spool,
         })
@@ -83,14 +132,22 @@ impl<M> Flights<M> {
 /// turned out not to be storable, or failed) lets the followers go on.
 pub(crate) struct Flight<M> {
     key: String,
-    map: Weak<Map<M>>,
+    number: u64,
+    map: Weak<Mutex<Map<M>>>,
     spool: watch::Sender<Option<Arc<Spool<M>>>>,
 }
 
 impl<M> Drop for Flight<M> {
     fn drop(&mut self) {
         if let Some(map) = self.map.upgrade() {
-            lock(&map).remove(&self.key);
+            let mut map = lock(&map);
+            if map
+                .flights
+                .get(&self.key)
+                .is_some_and(|entry| entry.number == self.number)
+            {
+                map.flights.remove(&self.key);
+            }
         }
     }
 }
@@ -122,6 +179,8 @@ impl<M: Send + Sync + 'static> Flight<M> {
 
 /// A request waiting for the leader of its key.
 pub(crate) struct Follower<M> {
+    /// The flight it follows.
+    number: u64,
     spool: watch::Receiver<Option<Arc<Spool<M>>>>,
 }
 
@@ -134,7 +193,7 @@ impl<M> Follower<M> {
     }
 
     /// Waits until the leader is done: its response stored, or not.
-    pub(crate) async fn done(mut self) {
+    pub(crate) async fn done(&mut self) {
         while self.spool.changed().await.is_ok() {}
     }
 }
@@ -501,6 +560,33 @@ mod tests {
 
     async fn next(reader: &mut SpoolReader<()>) -> Option<Bytes> {
         reader.frame().await?.ok()?.into_data().ok()
+    }
+
+    #[test]
+    fn a_stalled_flight_is_replaced_once_and_its_end_keeps_the_new_one() {
+        let flights = Flights::<()>::default();
+        let Role::Leader(stalled) = flights.join_or_lead("k") else {
+            panic!("the first request leads");
+        };
+        let (Role::Follower(a), Role::Follower(b)) =
+            (flights.join_or_lead("k"), flights.join_or_lead("k"))
+        else {
+            panic!("the others follow");
+        };
+        let Role::Leader(new) = flights.replace("k", &a) else {
+            panic!("the first to give up leads anew");
+        };
+        let Role::Follower(b_again) = flights.replace("k", &b) else {
+            panic!("the second follows the new leader, not a third request");
+        };
+        assert_eq!(b_again.number, new.number);
+        drop(stalled);
+        assert!(
+            matches!(flights.join_or_lead("k"), Role::Follower(f) if f.number == new.number),
+            "the old flight's end leaves the new one in place"
+        );
+        drop(new);
+        assert!(matches!(flights.join_or_lead("k"), Role::Leader(_)));
     }
 
     #[tokio::test]

@@ -68,6 +68,16 @@ enum Lookup {
     },
 }
 
+/// How following another request ended.
+enum Followed {
+    /// Answered from the leader's response.
+    Served(Response<CacheBody>),
+    /// The leader is done; its response did not answer this request.
+    LookAgain,
+    /// The leader took longer than `coalesce_timeout`.
+    GaveUp(Follower<Spooled>),
+}
+
 /// What a coalesced request learns of the leader's response, besides its
 /// body, to tell whether that response answers it too.
 #[derive(Debug)]
@@ -151,6 +161,8 @@ impl<S: Storage> HttpCache<S> {
         let mut body = Some(body);
         let mut collapsed = false;
         let mut rechecked = false;
+        // The flight this request waited for too long, to replace.
+        let mut gave_up: Option<Follower<Spooled>> = None;
         loop {
             let now = SystemTime::now();
             let lookup = self.lookup(&key, &parts).await;
@@ -194,7 +206,11 @@ impl<S: Storage> HttpCache<S> {
             let flight = if collapsed || !self.may_collapse(&parts, mode) {
                 None
             } else {
-                match self.shared.flights.join_or_lead(&key) {
+                let role = match gave_up.take() {
+                    Some(stale) => self.shared.flights.replace(&key, &stale),
+                    None => self.shared.flights.join_or_lead(&key),
+                };
+                match role {
                     // A leader that just finished may have stored the entry
                     // between this request's lookup and its joining: look
                     // once more before going to the origin.
@@ -218,10 +234,13 @@ impl<S: Storage> HttpCache<S> {
                     Role::Follower(follower) => {
                         self.shared.metrics.coalesced();
                         drop(prior);
-                        if let Some(response) = self.follow(&parts, &key, mode, follower).await {
-                            return Ok(response);
+                        match self.follow(&parts, &key, mode, follower).await {
+                            Followed::Served(response) => return Ok(response),
+                            // The leader's response was not one to share:
+                            // from here this request goes on its own.
+                            Followed::LookAgain => collapsed = true,
+                            Followed::GaveUp(stale) => gave_up = Some(stale),
                         }
-                        collapsed = true;
                         continue;
                     }
                 }
@@ -459,23 +478,24 @@ impl<S: Storage> HttpCache<S> {
 
     /// A coalesced request: answered from the leader's response as it
     /// arrives when that response answers this request too (the same
-    /// variant, fresh enough for it); else, once the leader is done or
-    /// `coalesce_timeout` has passed, `None` and the request looks the
-    /// cache up again.
+    /// variant, fresh enough for it); else, once the leader is done, the
+    /// request looks the cache up again, and after `coalesce_timeout` it
+    /// gives up on the leader.
     async fn follow(
         &self,
         parts: &request::Parts,
         key: &str,
         mode: CacheMode,
         mut follower: Follower<Spooled>,
-    ) -> Option<Response<CacheBody>> {
+    ) -> Followed {
         let deadline = tokio::time::Instant::now() + self.shared.options.coalesce_timeout;
+        let gave_up = |follower| {
+            tracing::debug!(key = %abbreviate_key(key), "waited too long for a coalesced request");
+            Followed::GaveUp(follower)
+        };
         let spool = match tokio::time::timeout_at(deadline, follower.spool()).await {
             Ok(spool) => spool,
-            Err(_) => {
-                tracing::debug!(key = %abbreviate_key(key), "waited too long for a coalesced request");
-                return None;
-            }
+            Err(_) => return gave_up(follower),
         };
         if let Some(spool) = spool {
             let meta = spool.meta();
@@ -497,17 +517,14 @@ impl<S: Storage> HttpCache<S> {
                     status.ttl = Some(self.freshness(&stored.head, now).ttl_seconds());
                     let mut response = self.serve(parts, stored, status, now, false);
                     response.extensions_mut().insert(BodySource::Coalesced);
-                    return Some(response);
+                    return Followed::Served(response);
                 }
             }
         }
-        if tokio::time::timeout_at(deadline, follower.done())
-            .await
-            .is_err()
-        {
-            tracing::debug!(key = %abbreviate_key(key), "waited too long for a coalesced request");
+        match tokio::time::timeout_at(deadline, follower.done()).await {
+            Ok(()) => Followed::LookAgain,
+            Err(_) => gave_up(follower),
         }
-        None
     }
 
     /// Goes to the origin for a request the cache could not answer, and
@@ -755,8 +772,18 @@ impl<S: Storage> HttpCache<S> {
         O: Origin<ReqB>,
         ReqB: Default + Send + 'static,
     {
-        let mut request = request;
-        request.extensions_mut().insert(CacheMode::NoCache);
+        let (mut parts, body) = request.into_parts();
+        // The stale entry may have been refreshed between the lookup that
+        // served it and this task: by the revalidation before this one,
+        // say. Then there is nothing to do.
+        let key = (self.shared.options.key)(&parts);
+        if let Lookup::Found { stored, .. } = self.lookup(&key, &parts).await
+            && self.freshness(&stored.head, SystemTime::now()).is_fresh()
+        {
+            return Ok(());
+        }
+        parts.extensions.insert(CacheMode::NoCache);
+        let request = Request::from_parts(parts, body);
         let response = Box::pin(self.handle(request, origin)).await?;
         body::drain(response.into_body()).await;
         Ok(())

@@ -1020,9 +1020,9 @@ async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<
     );
     assert_eq!(origin.requests(), 1);
 
-    // A leader alone is never cut off; a follower that cannot join it
-    // (the body outgrew the buffer) waits no longer than the timeout, then
-    // asks the origin itself.
+    // A leader alone is never cut off. Followers that cannot join it (the
+    // body outgrew the buffer) wait no longer than the timeout; then one
+    // of them asks the origin in its place and the other follows that.
     let big = pattern(4 * cache.options().coalesce_buffer, 9);
     let origin = Origin::start({
         let big = big.clone();
@@ -1038,17 +1038,34 @@ async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<
         .handle(get(&url, &[]), support::client())
         .await
         .unwrap();
-    // The whole body is on loopback at once: the spool fills past its
-    // buffer well within this, also on a loaded machine.
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let late = tokio::time::timeout(Duration::from_secs(10), send(&cache, get(&url, &[])))
-        .await
-        .expect("a follower of a stalled leader waits no longer than the timeout");
-    assert!(late.body == big);
-    assert!(!late.is_hit(), "{}", late.cache_status());
-    assert_eq!(origin.requests(), 2, "the late follower asked the origin");
-    let slow = leader.into_body().collect().await.unwrap().to_bytes();
-    assert!(slow == big, "the slow leader's body is whole");
+    // Past the buffer, so that nobody can join; then the leader stalls.
+    let mut leader = leader.into_body();
+    let mut read = BytesMut::new();
+    while read.len() <= cache.options().coalesce_buffer {
+        read.extend_from_slice(&first_bytes(&mut leader).await);
+    }
+    let late: Vec<_> = (0..2)
+        .map(|_| {
+            let (cache, url) = (cache.clone(), url.clone());
+            tokio::spawn(async move { send(&cache, get(&url, &[])).await })
+        })
+        .collect();
+    for late in late {
+        let late = tokio::time::timeout(Duration::from_secs(10), late)
+            .await
+            .expect("a follower of a stalled leader waits no longer than the timeout")
+            .unwrap();
+        assert!(late.body == big);
+    }
+    assert_eq!(
+        origin.requests(),
+        2,
+        "one request took the stalled leader's place, for both followers"
+    );
+    assert!(
+        rest_of(read.freeze(), leader).await == big,
+        "the slow leader's body is whole"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
