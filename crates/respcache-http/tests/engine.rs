@@ -809,6 +809,28 @@ async fn gated_origin(gate: &Gate) -> Origin {
     .await
 }
 
+/// A [`gated_origin`] and a GET for `path` through `cache` that has its
+/// head (so its flight is out): the gate, the origin, the URL and the
+/// leader's response.
+async fn lead<S: Storage>(
+    cache: &HttpCache<S>,
+    path: &str,
+) -> (
+    Gate,
+    Origin,
+    String,
+    http::Response<respcache_http::CacheBody>,
+) {
+    let gate = Gate::new();
+    let origin = gated_origin(&gate).await;
+    let url = origin.url(path);
+    let leader = cache
+        .handle(get(&url, &[]), support::client())
+        .await
+        .unwrap();
+    (gate, origin, url, leader)
+}
+
 /// The next frame's bytes, which must come within ten seconds.
 async fn first_bytes(body: &mut respcache_http::CacheBody) -> Bytes {
     tokio::time::timeout(Duration::from_secs(10), body.frame())
@@ -840,13 +862,7 @@ async fn rest_of(first: Bytes, body: respcache_http::CacheBody) -> Bytes {
 }
 
 async fn a_follower_reads_the_leader_s_response_as_it_arrives<S: Storage>(cache: HttpCache<S>) {
-    let gate = Gate::new();
-    let origin = gated_origin(&gate).await;
-    let url = origin.url("/coalesced");
-    let leader = cache
-        .handle(get(&url, &[]), support::client())
-        .await
-        .unwrap();
+    let (gate, origin, url, leader) = lead(&cache, "/coalesced").await;
     // The leader has its head, so its request is out: this one follows it.
     let follower = follow(&cache, &url).await;
     let status = follower.headers()["cache-status"]
@@ -879,13 +895,7 @@ async fn a_follower_reads_the_leader_s_response_as_it_arrives<S: Storage>(cache:
 }
 
 async fn a_follower_reads_on_when_the_leader_hangs_up<S: Storage>(cache: HttpCache<S>) {
-    let gate = Gate::new();
-    let origin = gated_origin(&gate).await;
-    let url = origin.url("/abandoned");
-    let leader = cache
-        .handle(get(&url, &[]), support::client())
-        .await
-        .unwrap();
+    let (gate, origin, url, leader) = lead(&cache, "/abandoned").await;
     let follower = follow(&cache, &url).await;
     let mut leader = leader.into_body();
     first_bytes(&mut leader).await;
@@ -957,13 +967,7 @@ async fn a_follower_of_another_variant_gets_its_own<S: Storage>(cache: HttpCache
 /// A follower that comes once the leader's body has outgrown the
 /// coalescing buffer waits for the store and reads the entry from it.
 async fn a_late_follower_reads_the_stored_entry<S: Storage>(cache: HttpCache<S>) {
-    let gate = Gate::new();
-    let origin = gated_origin(&gate).await;
-    let url = origin.url("/late");
-    let leader = cache
-        .handle(get(&url, &[]), support::client())
-        .await
-        .unwrap();
+    let (gate, origin, url, leader) = lead(&cache, "/late").await;
     let mut leader = leader.into_body();
     let mut read = BytesMut::new();
     while read.len() <= cache.options().coalesce_buffer {
@@ -991,14 +995,8 @@ async fn a_late_follower_reads_the_stored_entry<S: Storage>(cache: HttpCache<S>)
 /// off, and a follower waiting for it goes to the origin itself. (The
 /// buffer holds [`FIRST`] but not [`whole`].)
 async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<S>) {
-    let gate = Gate::new();
-    let origin = gated_origin(&gate).await;
-    let url = origin.url("/stalled");
     // The leader never reads; the follower reads everything it can.
-    let leader = cache
-        .handle(get(&url, &[]), support::client())
-        .await
-        .unwrap();
+    let (gate, origin, url, leader) = lead(&cache, "/stalled").await;
     let follower = follow(&cache, &url).await;
     let mut follower = follower.into_body();
     let first = first_bytes(&mut follower).await;
