@@ -464,11 +464,12 @@ async fn a_stale_entry_is_revalidated_and_a_304_serves_the_stored_body_with_the_
     stale_revalidated_with_304("cacache").await;
 }
 
-/// Sends `head` (a request head in HTTP/1.1 syntax, no body) on a new
-/// connection to `addr` and returns the whole response as text.
-async fn raw_exchange(addr: std::net::SocketAddr, head: &str) -> String {
+/// A GET for `target` (any form, sent as written) with `Host: host`, on a
+/// connection of its own; the whole response as text.
+async fn raw_get(proxy: &Proxy, target: &str, host: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr)
+    let head = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr)
         .await
         .expect("connecting to the proxy");
     stream
@@ -499,45 +500,25 @@ async fn the_origin_is_asked_for_the_url_an_entry_is_stored_under() {
 
     // An absolute-form target names the authority: it replaces Host
     // (RFC 9112 §3.2.2), and the entry is stored under it.
-    let absolute = raw_exchange(
-        proxy.addr,
-        "GET http://a.example/page HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let absolute = raw_get(&proxy, "http://a.example/page", "b.example").await;
     assert!(absolute.ends_with("a.example /page"), "{absolute}");
     let seen = origin.seen().pop().expect("the origin saw the request");
     assert_eq!(seen.headers["host"], "a.example");
     assert_eq!(seen.headers["via"], "1.1 respcache");
-    let same = raw_exchange(
-        proxy.addr,
-        "GET /page HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let same = raw_get(&proxy, "/page", "a.example").await;
     assert!(same.contains("; hit"), "{same}");
     assert!(same.ends_with("a.example /page"), "{same}");
-    let other = raw_exchange(
-        proxy.addr,
-        "GET /page HTTP/1.1\r\nHost: b.example\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let other = raw_get(&proxy, "/page", "b.example").await;
     assert!(other.ends_with("b.example /page"), "{other}");
 
     // A path not in normal form goes to the origin as sent and is stored
     // for no URL.
     for _ in 0..2 {
-        let dotted = raw_exchange(
-            proxy.addr,
-            "GET /admin/../public/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
-        )
-        .await;
+        let dotted = raw_get(&proxy, "/admin/../public/x", "a.example").await;
         assert!(dotted.ends_with("a.example /admin/../public/x"), "{dotted}");
         assert!(dotted.contains("fwd=bypass"), "{dotted}");
     }
-    let normal = raw_exchange(
-        proxy.addr,
-        "GET /public/x HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n",
-    )
-    .await;
+    let normal = raw_get(&proxy, "/public/x", "a.example").await;
     assert!(normal.ends_with("a.example /public/x"), "{normal}");
     assert!(normal.contains("fwd=uri-miss"), "{normal}");
     assert_eq!(origin.count(), 5);
