@@ -13,7 +13,10 @@
 //!   same-origin `Location` / `Content-Location`);
 //! - serves stale within `stale-while-revalidate` (revalidating once, in
 //!   the background) and `stale-if-error`, never past `must-revalidate`;
-//! - collapses concurrent misses for one key into one origin request;
+//! - collapses concurrent misses for one key into one origin request,
+//!   whose response the waiting requests read as it arrives;
+//! - never caches a request whose target is ambiguous (a `Host` that is
+//!   more than a host and port, a path not in normal form);
 //! - says what it did in an RFC 9211 `Cache-Status` field.
 //!
 //! ```
