@@ -166,8 +166,11 @@ fn raw_url(parts: &http::request::Parts) -> String {
 ///   same resource as another spelling to some servers and not to others,
 ///   so what the origin answers for one must not be stored for another.
 pub(crate) fn has_valid_target(parts: &http::request::Parts) -> bool {
-    has_valid_host(parts)
-        && url::Url::parse(&raw_url(parts)).is_ok_and(|url| url.path() == parts.uri.path())
+    // One URL parse on every lookup: it checks the host and the path.
+    authority(parts).is_some_and(|authority| {
+        url::Url::parse(&raw_url(parts))
+            .is_ok_and(|url| url.path() == parts.uri.path() && is_canonical(&url, &authority))
+    })
 }
 
 /// The `Host` half of [`has_valid_target`]: what an unsafe method needs
@@ -177,32 +180,38 @@ pub(crate) fn has_valid_target(parts: &http::request::Parts) -> bool {
 /// `127.1` or `0x7f.0.0.1` would share the key of `127.0.0.1` while the
 /// origin may route them elsewhere.
 pub(crate) fn has_valid_host(parts: &http::request::Parts) -> bool {
+    authority(parts).is_some_and(|authority| {
+        url::Url::parse(&format!("http://{authority}/"))
+            .is_ok_and(|url| is_canonical(&url, &authority))
+    })
+}
+
+/// The target's authority when it is one host and an optional port and
+/// nothing else; `localhost` for a request with neither an absolute
+/// target nor a `Host` (HTTP/1.0), as [`absolute_url`] keys it.
+fn authority(parts: &http::request::Parts) -> Option<http::uri::Authority> {
     let authority = if parts.uri.scheme().is_some()
         && let Some(authority) = parts.uri.authority()
     {
         authority.as_str().to_owned()
     } else {
         let mut hosts = parts.headers.get_all(http::header::HOST).iter();
-        let (Some(host), None) = (hosts.next(), hosts.next()) else {
-            // None at all (HTTP/1.0) is keyed as localhost; several are
-            // ambiguous.
-            return parts.headers.get(http::header::HOST).is_none();
-        };
-        match host.to_str() {
-            Ok(host) => host.to_owned(),
-            Err(_) => return false,
+        match (hosts.next(), hosts.next()) {
+            (None, _) => return Some(http::uri::Authority::from_static("localhost")),
+            (Some(host), None) => host.to_str().ok()?.to_owned(),
+            // Several are ambiguous.
+            (Some(_), Some(_)) => return None,
         }
     };
-    let Ok(parsed) = authority.parse::<http::uri::Authority>() else {
-        return false;
-    };
-    if authority.is_empty() || authority.contains('@') || parsed.as_str().len() != authority.len() {
-        return false;
-    }
-    url::Url::parse(&format!("http://{authority}/"))
-        .ok()
-        .and_then(|url| url.host_str().map(str::to_owned))
-        .is_some_and(|canonical| canonical.eq_ignore_ascii_case(parsed.host()))
+    let parsed = authority.parse::<http::uri::Authority>().ok()?;
+    (!authority.is_empty() && !authority.contains('@') && parsed.as_str().len() == authority.len())
+        .then_some(parsed)
+}
+
+/// Whether `url`'s host is `authority`'s as written, but for case.
+fn is_canonical(url: &url::Url, authority: &http::uri::Authority) -> bool {
+    url.host_str()
+        .is_some_and(|canonical| canonical.eq_ignore_ascii_case(authority.host()))
 }
 
 #[cfg(test)]
