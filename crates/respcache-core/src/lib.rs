@@ -62,7 +62,7 @@ mod tee;
 
 pub use body::{DEFAULT_CHUNK_SIZE, StreamingBody};
 pub use error::{BoxError, CacheError, Result, StreamingError, abbreviate_key};
-pub use manager::{CacheManager, StreamingCacheManager};
+pub use manager::{CacheManager, StoreHints, StreamingCacheManager};
 pub use response::{HttpResponse, HttpVersion, clone_head};
 pub use tee::{TeeBody, TeeEvent, TeeWriter, tee};
 

@@ -1,11 +1,47 @@
 //! The two traits a storage backend implements.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use url::Url;
 
 use crate::{BoxError, CachePolicy, HttpResponse, Result, StreamingError};
+
+/// What the caller of a store knows about the entry that the backend may
+/// use: today, how long the entry is worth keeping.
+///
+/// An HTTP cache engine decides this from the response and its own
+/// settings (fresh time, plus the stale windows it may still serve in,
+/// plus an allowance for revalidation). Backends that expire entries
+/// (Redis TTLs) or evict them (by age, by size) follow it instead of
+/// computing a lifetime of their own; a backend that keeps everything
+/// until told otherwise may ignore it.
+///
+/// ```
+/// use std::time::Duration;
+/// use respcache_core::StoreHints;
+///
+/// let hints = StoreHints::keep_for(Duration::from_secs(3600));
+/// assert_eq!(hints.keep_for, Some(Duration::from_secs(3600)));
+/// assert_eq!(StoreHints::default().keep_for, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreHints {
+    /// How long from now the entry is worth keeping; `None` when the
+    /// caller does not say (the backend's own default applies).
+    pub keep_for: Option<Duration>,
+}
+
+impl StoreHints {
+    /// Hints that the entry is worth keeping for `keep_for` from now.
+    pub fn keep_for(keep_for: Duration) -> Self {
+        Self {
+            keep_for: Some(keep_for),
+        }
+    }
+}
 
 /// A store of whole responses and their cache policies, by key.
 ///
@@ -47,6 +83,34 @@ pub trait CacheManager: Send + Sync + 'static {
         let _ = (cache_key, head, policy);
         Ok(false)
     }
+
+    /// [`put`](CacheManager::put), with what the caller knows about the
+    /// entry. The default ignores the hints; a backend that expires or
+    /// evicts entries overrides it.
+    async fn put_with(
+        &self,
+        cache_key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<HttpResponse> {
+        let _ = hints;
+        self.put(cache_key, response, policy).await
+    }
+
+    /// [`update_head`](CacheManager::update_head), with what the caller
+    /// knows about the entry (its lifetime changes with its head). The
+    /// default ignores the hints.
+    async fn update_head_with(
+        &self,
+        cache_key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<bool> {
+        let _ = hints;
+        self.update_head(cache_key, head, policy).await
+    }
 }
 
 /// A [`CacheManager`] that can also take and hand out bodies as streams,
@@ -77,6 +141,26 @@ pub trait StreamingCacheManager: CacheManager {
         B: http_body::Body + Send + 'static,
         B::Data: Send,
         B::Error: Into<StreamingError>;
+
+    /// [`put_stream`](StreamingCacheManager::put_stream), with what the
+    /// caller knows about the entry. The default ignores the hints.
+    async fn put_stream_with<B>(
+        &self,
+        cache_key: String,
+        response: http::Response<B>,
+        policy: CachePolicy,
+        request_url: Url,
+        hints: StoreHints,
+    ) -> Result<http::Response<Self::Body>>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<StreamingError>,
+    {
+        let _ = hints;
+        self.put_stream(cache_key, response, policy, request_url)
+            .await
+    }
 
     /// Turns a buffered response into this manager's streaming response type.
     fn stream_response(&self, response: HttpResponse) -> Result<http::Response<Self::Body>>;
@@ -110,6 +194,26 @@ macro_rules! forward_cache_manager {
                 policy: CachePolicy,
             ) -> Result<bool> {
                 (**self).update_head(cache_key, head, policy).await
+            }
+
+            async fn put_with(
+                &self,
+                cache_key: String,
+                response: HttpResponse,
+                policy: CachePolicy,
+                hints: StoreHints,
+            ) -> Result<HttpResponse> {
+                (**self).put_with(cache_key, response, policy, hints).await
+            }
+
+            async fn update_head_with(
+                &self,
+                cache_key: &str,
+                head: http::response::Parts,
+                policy: CachePolicy,
+                hints: StoreHints,
+            ) -> Result<bool> {
+                (**self).update_head_with(cache_key, head, policy, hints).await
             }
         }
     )*};
