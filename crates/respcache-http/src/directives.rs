@@ -36,23 +36,27 @@ impl Directives {
         self.0.iter().any(|(n, _)| n == name)
     }
 
-    /// A directive that must appear with one delta-seconds value:
-    /// `None` when absent, `Some(None)` when its value is missing, not a
-    /// number, or given twice differently (RFC 9111 §4.2.1: invalid).
-    pub(crate) fn single(&self, name: &str) -> Option<Option<u64>> {
+    /// A directive that takes one delta-seconds value (`max-age=60`).
+    pub(crate) fn delta(&self, name: &str) -> Delta {
         let mut values = self
             .0
             .iter()
             .filter(|(n, _)| n == name)
             .map(|(_, argument)| argument);
-        let first = values.next()?;
+        let Some(first) = values.next() else {
+            return Delta::Absent;
+        };
         if values.any(|other| other != first) {
-            return Some(None);
+            return Delta::Invalid;
         }
-        Some(first.as_deref().and_then(|argument| {
-            (!argument.is_empty() && argument.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| argument.parse().unwrap_or(u64::from(u32::MAX)))
-        }))
+        match first.as_deref() {
+            Some(argument)
+                if !argument.is_empty() && argument.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Delta::Seconds(argument.parse().unwrap_or(u64::from(u32::MAX)))
+            }
+            _ => Delta::Invalid,
+        }
     }
 
     /// The field names a qualified directive lists (`private="set-cookie"`).
@@ -65,6 +69,35 @@ impl Directives {
             .map(|field| field.trim().to_ascii_lowercase())
             .filter(|field| !field.is_empty())
             .collect()
+    }
+}
+
+/// What a message says of a directive that takes delta-seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delta {
+    /// The directive is not there.
+    Absent,
+    /// It is there without one valid number: no value, not a number, or
+    /// given twice differently (RFC 9111 §4.2.1 makes such a value
+    /// invalid; each directive says what that means).
+    Invalid,
+    /// It is there with this many seconds (values past 2^32 count as
+    /// 2^32).
+    Seconds(u64),
+}
+
+impl Delta {
+    /// The seconds, when the directive is there with a valid value.
+    pub(crate) fn seconds(self) -> Option<u64> {
+        match self {
+            Delta::Seconds(seconds) => Some(seconds),
+            Delta::Absent | Delta::Invalid => None,
+        }
+    }
+
+    /// Whether the directive is there at all.
+    pub(crate) fn is_present(self) -> bool {
+        self != Delta::Absent
     }
 }
 
@@ -153,11 +186,32 @@ mod tests {
             r#"Max-Age=60, private="set-cookie, x-a""#,
             "stale-while-revalidate=30",
         ]));
-        assert_eq!(cc.single("max-age"), Some(Some(60)));
-        assert_eq!(cc.single("stale-while-revalidate"), Some(Some(30)));
-        assert_eq!(cc.single("s-maxage"), None);
+        assert_eq!(cc.delta("max-age"), Delta::Seconds(60));
+        assert_eq!(cc.delta("stale-while-revalidate"), Delta::Seconds(30));
+        assert_eq!(cc.delta("s-maxage"), Delta::Absent);
         assert_eq!(cc.fields("private"), ["set-cookie", "x-a"]);
         assert!(!cc.has("no-store"));
+    }
+
+    #[test]
+    fn delta_seconds_that_are_missing_garbled_or_contradicted_are_invalid() {
+        for value in [
+            "max-age",
+            "max-age=",
+            "max-age=1.5",
+            "max-age=-1",
+            "max-age=1, max-age=2",
+        ] {
+            assert_eq!(
+                Directives::of(&headers(&[value])).delta("max-age"),
+                Delta::Invalid,
+                "{value}"
+            );
+        }
+        let same_twice = Directives::of(&headers(&["max-age=7", "max-age=7"]));
+        assert_eq!(same_twice.delta("max-age"), Delta::Seconds(7));
+        let huge = Directives::of(&headers(&["max-age=99999999999999999999"]));
+        assert_eq!(huge.delta("max-age"), Delta::Seconds(u64::from(u32::MAX)));
     }
 
     #[test]
@@ -169,7 +223,7 @@ mod tests {
         );
         let cc = Directives::of(&headers);
         assert!(cc.has("private"));
-        assert_eq!(cc.single("max-age"), Some(Some(5)));
+        assert_eq!(cc.delta("max-age"), Delta::Seconds(5));
     }
 
     #[test]

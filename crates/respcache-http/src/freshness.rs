@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, response};
 
-use crate::directives::Directives;
+use crate::directives::{Delta, Directives};
 use crate::options::Options;
 use crate::surrogate::SurrogateControl;
 
@@ -20,7 +20,8 @@ pub(crate) const RECEIVED_FIELD: &str = "respcache-received";
 const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
 /// Statuses a cache may give heuristic freshness (RFC 9110 §15.1).
-const HEURISTIC_STATUSES: &[u16] = &[200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
+pub(crate) const HEURISTIC_STATUSES: &[u16] =
+    &[200, 203, 204, 206, 300, 301, 308, 404, 405, 410, 414, 501];
 
 /// The freshness of a stored response at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -110,11 +111,16 @@ fn lifetime(
     if cc.has("no-cache") && cc.fields("no-cache").is_empty() {
         return Duration::ZERO;
     }
-    if shared && let Some(directive) = cc.single("s-maxage") {
-        return directive.map_or(Duration::ZERO, Duration::from_secs);
-    }
-    if let Some(directive) = cc.single("max-age") {
-        return directive.map_or(Duration::ZERO, Duration::from_secs);
+    for directive in [shared.then_some("s-maxage"), Some("max-age")]
+        .into_iter()
+        .flatten()
+    {
+        match cc.delta(directive) {
+            Delta::Absent => {}
+            // An invalid value means already expired (RFC 9111 §4.2.1).
+            Delta::Invalid => return Duration::ZERO,
+            Delta::Seconds(seconds) => return Duration::from_secs(seconds),
+        }
     }
     match single_date(&head.headers, header::EXPIRES) {
         Some(Some(expires)) => return expires.duration_since(date).unwrap_or_default(),

@@ -58,27 +58,46 @@
 //! ```
 
 mod body;
+mod clock;
 mod coalesce;
 mod conditional;
 mod directives;
 mod engine;
+mod forward;
 mod freshness;
 mod layer;
+mod lookup;
 mod metrics;
 mod options;
 mod origin;
 mod range;
+mod respond;
+mod revalidate;
+mod rules;
+mod spool;
+mod stale;
 mod status;
 mod storage;
+mod store;
 mod surrogate;
 mod vary;
 
+/// The guarded value, also after a panic elsewhere poisoned the lock: every
+/// critical section in this crate leaves its state whole.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub use body::{CacheBody, boxed, empty, full};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use directives::remove_hop_by_hop;
 pub use engine::HttpCache;
 pub use layer::{CacheLayer, CacheService};
 pub use metrics::MetricsSnapshot;
 pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
+pub use respcache_core::StoreHints;
 pub use status::{BodySource, CacheStatus, Forward};
 pub use storage::{Buffered, PutFailed, Storage, Stored, Streaming};

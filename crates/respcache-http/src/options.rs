@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::{Clock, SystemClock};
+
 /// How the engine uses the cache for a request, after the `fetch` API's
 /// cache modes. Set one for the whole cache with [`Options::mode`], or per
 /// request by putting a `CacheMode` into the request's extensions.
@@ -70,12 +72,26 @@ pub struct Options {
     /// ahead of the slowest of them, and a request that comes once the
     /// body has outgrown it reads the stored entry when it is complete.
     pub coalesce_buffer: usize,
-    /// The longest a coalesced request waits for the request it follows
-    /// before it goes to the origin itself, and the longest one reader of
-    /// a coalesced response may hold the others back before it is cut off
-    /// (its body ends in an error). As nginx's `proxy_cache_lock_timeout`.
-    /// The spool waits at least 10 ms whatever this says.
-    pub coalesce_timeout: Duration,
+    /// The longest a request waits for the request it follows (the one
+    /// already at the origin for its key) before it goes to the origin
+    /// itself. As nginx's `proxy_cache_lock_timeout`.
+    pub coalesce_wait: Duration,
+    /// The longest one reader of a coalesced response may hold the others
+    /// back (once [`coalesce_buffer`](Options::coalesce_buffer) is full)
+    /// before it is cut off, its body ending in an error. Values under
+    /// 10 ms count as 10 ms, so that a lone slow reader does not make the
+    /// transfer spin.
+    pub coalesce_stall: Duration,
+    /// How long an entry is kept past the last moment it could be served
+    /// without the origin, when it can still be of use stale: to be
+    /// revalidated (it has a validator), or served while the origin is
+    /// down. Backends that expire or evict entries are told the sum with
+    /// each store; see [`respcache_core::StoreHints`].
+    pub keep_stale: Duration,
+    /// Where the engine reads the time: every freshness, age and
+    /// revalidation decision asks it. [`SystemClock`](crate::SystemClock)
+    /// by default; tests use a [`ManualClock`](crate::ManualClock).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for Options {
@@ -90,7 +106,10 @@ impl Default for Options {
             serve_stale_when_disconnected: true,
             surrogate: None,
             coalesce_buffer: 1024 * 1024,
-            coalesce_timeout: Duration::from_secs(5),
+            coalesce_wait: Duration::from_secs(5),
+            coalesce_stall: Duration::from_secs(5),
+            keep_stale: Duration::from_secs(24 * 60 * 60),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -104,7 +123,10 @@ impl fmt::Debug for Options {
             .field("cache_name", &self.cache_name)
             .field("heuristic_fraction", &self.heuristic_fraction)
             .field("coalesce_buffer", &self.coalesce_buffer)
-            .field("coalesce_timeout", &self.coalesce_timeout)
+            .field("coalesce_wait", &self.coalesce_wait)
+            .field("coalesce_stall", &self.coalesce_stall)
+            .field("keep_stale", &self.keep_stale)
+            .field("clock", &self.clock)
             .field(
                 "serve_stale_when_disconnected",
                 &self.serve_stale_when_disconnected,

@@ -9,7 +9,8 @@ use bytes::{Bytes, BytesMut};
 use http::Response;
 use http_body::Frame;
 use respcache_core::{
-    BoxError, CacheManager, CachePolicy, HttpResponse, Result, StreamingCacheManager, TeeEvent, tee,
+    BoxError, CacheManager, CachePolicy, HttpResponse, Result, StoreHints, StreamingCacheManager,
+    TeeEvent, tee,
 };
 use url::Url;
 
@@ -39,7 +40,8 @@ pub trait Storage: Send + Sync + 'static {
     /// been read to its end; a failed or abandoned body stores nothing.
     /// When the backend refuses the entry, the error gives the body back
     /// (if the backend had not started on it) so that the caller still
-    /// gets its response.
+    /// gets its response. `hints` say how long the entry is worth
+    /// keeping.
     async fn put(
         &self,
         key: String,
@@ -47,6 +49,7 @@ pub trait Storage: Send + Sync + 'static {
         body: CacheBody,
         policy: CachePolicy,
         url: Url,
+        hints: StoreHints,
     ) -> std::result::Result<CacheBody, PutFailed>;
 
     /// Removes the entry under `key`.
@@ -60,6 +63,7 @@ pub trait Storage: Send + Sync + 'static {
         key: &str,
         head: http::response::Parts,
         policy: CachePolicy,
+        hints: StoreHints,
     ) -> Result<bool>;
 }
 
@@ -180,6 +184,7 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
         body: CacheBody,
         policy: CachePolicy,
         url: Url,
+        hints: StoreHints,
     ) -> std::result::Result<CacheBody, PutFailed> {
         let (body, mut writer) = tee(body, 16);
         let manager = self.manager.clone();
@@ -201,7 +206,9 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
                     }
                     TeeEvent::End => {
                         let response = HttpResponse::from_parts(head, bytes.freeze(), url);
-                        if let Err(error) = manager.put(key.clone(), response, policy).await {
+                        if let Err(error) =
+                            manager.put_with(key.clone(), response, policy, hints).await
+                        {
                             tracing::warn!(key, %error, "storing a response failed; it was passed through");
                         }
                         writer.committed();
@@ -222,8 +229,11 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
         key: &str,
         head: http::response::Parts,
         policy: CachePolicy,
+        hints: StoreHints,
     ) -> Result<bool> {
-        self.manager.update_head(key, head, policy).await
+        self.manager
+            .update_head_with(key, head, policy, hints)
+            .await
     }
 }
 
@@ -262,10 +272,15 @@ impl<M: StreamingCacheManager> Storage for Streaming<M> {
         body: CacheBody,
         policy: CachePolicy,
         url: Url,
+        hints: StoreHints,
     ) -> std::result::Result<CacheBody, PutFailed> {
         let (body, slot) = Reclaimable::new(body);
         let response = Response::from_parts(head, body);
-        match self.manager.put_stream(key, response, policy, url).await {
+        match self
+            .manager
+            .put_stream_with(key, response, policy, url, hints)
+            .await
+        {
             Ok(stored) => Ok(body::boxed(stored.into_body())),
             Err(error) => Err(PutFailed {
                 error,
@@ -283,7 +298,10 @@ impl<M: StreamingCacheManager> Storage for Streaming<M> {
         key: &str,
         head: http::response::Parts,
         policy: CachePolicy,
+        hints: StoreHints,
     ) -> Result<bool> {
-        self.manager.update_head(key, head, policy).await
+        self.manager
+            .update_head_with(key, head, policy, hints)
+            .await
     }
 }

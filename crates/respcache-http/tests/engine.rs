@@ -720,6 +720,7 @@ impl Storage for Swallowing {
         mut body: respcache_http::CacheBody,
         _: respcache_core::CachePolicy,
         _: url::Url,
+        _: respcache_http::StoreHints,
     ) -> Result<respcache_http::CacheBody, respcache_http::PutFailed> {
         let _ = body.frame().await;
         Err(respcache_http::PutFailed {
@@ -735,6 +736,7 @@ impl Storage for Swallowing {
         _: &str,
         _: http::response::Parts,
         _: respcache_core::CachePolicy,
+        _: respcache_http::StoreHints,
     ) -> respcache_core::Result<bool> {
         Ok(false)
     }
@@ -991,7 +993,7 @@ async fn a_late_follower_reads_the_stored_entry<S: Storage>(cache: HttpCache<S>)
 }
 
 /// A client that stops reading holds the others back for
-/// `coalesce_timeout` at most: a reader ahead of it goes on once it is cut
+/// `coalesce_stall` at most: a reader ahead of it goes on once it is cut
 /// off, and a follower waiting for it goes to the origin itself. (The
 /// buffer holds [`FIRST`] but not [`whole`].)
 async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<S>) {
@@ -1070,7 +1072,8 @@ async fn a_stalled_reader_holds_up_no_one_for_long<S: Storage>(cache: HttpCache<
 async fn a_stalled_reader_holds_up_no_one_for_long_on_both_backends() {
     let options = || Options {
         coalesce_buffer: FIRST.1 + REST.1 / 2,
-        coalesce_timeout: Duration::from_millis(300),
+        coalesce_wait: Duration::from_millis(300),
+        coalesce_stall: Duration::from_millis(300),
         ..Options::default()
     };
     let dir = tempfile::tempdir().unwrap();

@@ -1,0 +1,121 @@
+//! Responding: a stored entry made into the response a client gets (its
+//! `Age`, its range, the client's own conditions), the last touches on an
+//! origin's response, and the `Cache-Status` member on each.
+
+use std::time::SystemTime;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Method, Response, StatusCode, request};
+
+use crate::body::{self, CacheBody};
+use crate::conditional;
+use crate::directives::remove_hop_by_hop;
+use crate::engine::HttpCache;
+use crate::options::Options;
+use crate::range::{self, RangeAnswer};
+use crate::status::{BodySource, CacheStatus};
+use crate::storage::{Storage, Stored};
+use crate::surrogate;
+use crate::vary;
+
+impl<S: Storage> HttpCache<S> {
+    /// The last touches on a response from the origin: `Cache-Status`, and
+    /// the client's own conditions answered.
+    pub(crate) fn finish(
+        &self,
+        parts: &request::Parts,
+        response: Response<CacheBody>,
+        status: &CacheStatus,
+        conditions: conditional::Conditions,
+    ) -> Response<CacheBody> {
+        let (mut head, body) = response.into_parts();
+        self.add_status(&mut head.headers, status);
+        head.extensions.insert(BodySource::Origin);
+        if head.status == StatusCode::OK
+            && parts.method == Method::GET
+            && conditions.not_modified(&head.headers)
+        {
+            // The body still has to be read for the store to complete.
+            tokio::spawn(body::drain(body));
+            return Response::from_parts(conditional::not_modified_head(&head), body::empty());
+        }
+        Response::from_parts(head, body)
+    }
+
+    /// A response from storage, as of `now`. `must_read` says the body is
+    /// being stored as it is read, so a response without one still reads
+    /// it to its end.
+    pub(crate) fn serve(
+        &self,
+        parts: &request::Parts,
+        stored: Stored,
+        status: CacheStatus,
+        now: SystemTime,
+        must_read: bool,
+    ) -> Response<CacheBody> {
+        let age = self.freshness(&stored.head, now).age.as_secs();
+        let Stored { mut head, body, .. } = stored;
+        head.extensions.insert(BodySource::Storage);
+        remove_hop_by_hop(&mut head.headers);
+        vary::strip_internal(&mut head.headers);
+        head.headers.insert(header::AGE, HeaderValue::from(age));
+        self.add_status(&mut head.headers, &status);
+        let conditions = conditional::Conditions::take_from(&parts.headers);
+        let head = if conditions.not_modified(&head.headers) && head.status == StatusCode::OK {
+            conditional::not_modified_head(&head)
+        } else if parts.method == Method::HEAD {
+            head
+        } else if must_read {
+            return Response::from_parts(head, body);
+        } else {
+            match range::answer(&parts.headers, &head) {
+                RangeAnswer::Whole => return Response::from_parts(head, body),
+                RangeAnswer::Part { start, len, total } => {
+                    range::partial_head(&mut head, start, len, total);
+                    let body = body::boxed(range::Slice::new(body, start, len));
+                    return Response::from_parts(head, body);
+                }
+                RangeAnswer::Unsatisfiable { total } => {
+                    range::unsatisfiable_head(&mut head, total);
+                    head
+                }
+            }
+        };
+        if must_read {
+            tokio::spawn(body::drain(body));
+        }
+        Response::from_parts(head, body::empty())
+    }
+
+    /// Says who the cache is on a request to the origin, when it is a
+    /// surrogate.
+    pub(crate) fn announce(&self, headers: &mut HeaderMap) {
+        if let Some(token) = &self.inner.options.surrogate {
+            surrogate::announce(headers, token);
+        }
+    }
+
+    /// The cache's own `Cache-Status` member; in a surrogate, the
+    /// origin's `Surrogate-Control` stops here.
+    pub(crate) fn add_status(&self, headers: &mut HeaderMap, status: &CacheStatus) {
+        if self.inner.options.surrogate.is_some() {
+            surrogate::remove(headers);
+        }
+        headers.append(
+            HeaderName::from_static("cache-status"),
+            status.to_header(&self.inner.options.cache_name),
+        );
+    }
+}
+
+/// `504 Gateway Timeout`: what a request that may only be answered from
+/// the cache gets when nothing stored answers it.
+pub(crate) fn gateway_timeout(options: &Options) -> Response<CacheBody> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+    response.headers_mut().insert(
+        HeaderName::from_static("cache-status"),
+        CacheStatus::default().to_header(&options.cache_name),
+    );
+    response
+}

@@ -1,0 +1,241 @@
+//! Storing: a response from the origin on its way to the client, with
+//! its `Vary` index; a refreshed head over a stored body; the policy and
+//! the lifetime the backend is handed with each.
+
+use std::time::SystemTime;
+
+use http::{Request, Response, request, response};
+use http_body::Body as _;
+use respcache_core::http_cache_semantics::CacheOptions;
+use respcache_core::{CachePolicy, StoreHints, abbreviate_key};
+use url::Url;
+
+use crate::body::{self, CacheBody};
+use crate::directives::{remove_hop_by_hop, vary_fields};
+use crate::engine::{Exchange, HttpCache, Spooled};
+use crate::freshness;
+use crate::options::{CacheMode, absolute_url};
+use crate::rules;
+use crate::stale;
+use crate::status::CacheStatus;
+use crate::storage::{PutFailed, Storage};
+use crate::vary::{self, VaryIndex};
+
+impl<S: Storage> HttpCache<S> {
+    /// Stores `response` where the rules (or the mode) allow, returning the
+    /// response for the caller with a body that is stored as it is read.
+    /// Followers of the exchange's flight read it too.
+    pub(crate) async fn store(
+        &self,
+        exchange: &mut Exchange,
+        response: Response<CacheBody>,
+        status: &mut CacheStatus,
+    ) -> Response<CacheBody> {
+        let (mut head, body) = response.into_parts();
+        vary::strip_internal(&mut head.headers);
+        let options = &self.inner.options;
+        let parts = &exchange.parts;
+        if !rules::may_store(parts, &head, exchange.mode, options) {
+            return Response::from_parts(head, body);
+        }
+        let Some(fields) = vary_fields(&head.headers) else {
+            return Response::from_parts(head, body);
+        };
+        let Ok(url) = Url::parse(&absolute_url(parts)) else {
+            return Response::from_parts(head, body);
+        };
+        let now = exchange.now;
+        let policy = self.policy(parts, &head, now);
+        let mut stored_head = respcache_core::clone_head(&head);
+        remove_hop_by_hop(&mut stored_head.headers);
+        rules::strip_qualified(&mut stored_head.headers, options.shared);
+        freshness::mark_received(&mut stored_head.headers, now);
+        let hints = self.hints(&stored_head, exchange.mode, now);
+        let mut vary = None;
+        let store_key = if fields.is_empty() {
+            exchange.key.clone()
+        } else {
+            let index = VaryIndex::for_fields(fields, exchange.index.take());
+            if index.is_new
+                && !self
+                    .store_index(exchange, &index, &policy, &hints, &url)
+                    .await
+            {
+                return Response::from_parts(head, body);
+            }
+            let variant = index.variant_key(&exchange.key, &parts.headers);
+            vary = Some((index, variant.clone()));
+            variant
+        };
+        // Followers are told the head and policy as stored.
+        let spooled = exchange.flight.as_ref().map(|_| Spooled {
+            head: respcache_core::clone_head(&stored_head),
+            policy: policy.clone(),
+            status: CacheStatus::default(),
+            vary,
+        });
+        // A server never reads a body that is empty from the start (a 204,
+        // a HEAD), so such a store is completed here.
+        let empty = body.is_end_stream();
+        let put = self
+            .inner
+            .storage
+            .put(store_key.clone(), stored_head, body, policy, url, hints)
+            .await;
+        let body = match put {
+            Ok(body) if empty => {
+                status.stored = body::drain(body).await;
+                self.inner.metrics.store();
+                body::empty()
+            }
+            Ok(body) => {
+                self.inner.metrics.store();
+                status.stored = true;
+                match (exchange.flight.take(), spooled) {
+                    (Some(flight), Some(mut spooled)) => {
+                        spooled.status = status.clone();
+                        let (limit, stall) = (options.coalesce_buffer, options.coalesce_stall);
+                        flight.spool(spooled, body, limit, stall)
+                    }
+                    _ => body,
+                }
+            }
+            // Where nothing is being stored, the flight ends here and
+            // the followers go to the origin themselves.
+            Err(PutFailed {
+                error,
+                body: Some(body),
+            }) => {
+                self.inner.metrics.error();
+                tracing::warn!(key = %abbreviate_key(&store_key), %error, "storing a response failed; passing it through");
+                body
+            }
+            Err(PutFailed { error, body: None }) => {
+                self.inner.metrics.error();
+                tracing::error!(key = %abbreviate_key(&store_key), %error, "the backend failed after taking the body");
+                body::failed(format!("the cache backend lost the response body: {error}"))
+            }
+        };
+        Response::from_parts(head, body)
+    }
+
+    /// Writes a new `Vary` index under the primary key; whether it is
+    /// stored.
+    async fn store_index(
+        &self,
+        exchange: &Exchange,
+        index: &VaryIndex,
+        policy: &CachePolicy,
+        hints: &StoreHints,
+        url: &Url,
+    ) -> bool {
+        let key = &exchange.key;
+        let put = self
+            .inner
+            .storage
+            .put(
+                key.clone(),
+                index.marker_head(),
+                body::empty(),
+                policy.clone(),
+                url.clone(),
+                hints.clone(),
+            )
+            .await;
+        let written = match put {
+            Ok(done) => body::drain(done).await,
+            Err(failed) => {
+                tracing::warn!(key = %abbreviate_key(key), error = %failed.error, "storing a Vary index failed");
+                false
+            }
+        };
+        if !written {
+            self.inner.metrics.error();
+        }
+        written
+    }
+
+    /// Writes a refreshed head over a stored entry by passing its body
+    /// through the backend once more (for backends that cannot update a
+    /// head alone); returns the body for the caller.
+    pub(crate) async fn store_again(
+        &self,
+        key: &str,
+        head: &response::Parts,
+        policy: CachePolicy,
+        hints: StoreHints,
+        body: CacheBody,
+        parts: &request::Parts,
+    ) -> CacheBody {
+        let Ok(url) = Url::parse(&absolute_url(parts)) else {
+            return body;
+        };
+        let head = respcache_core::clone_head(head);
+        match self
+            .inner
+            .storage
+            .put(key.to_owned(), head, body, policy, url, hints)
+            .await
+        {
+            Ok(body) => body,
+            Err(PutFailed { error, body }) => {
+                self.inner.metrics.error();
+                tracing::warn!(key = %abbreviate_key(key), %error, "refreshing a stored head failed");
+                body.unwrap_or_else(|| {
+                    body::failed(format!("the cache backend lost the stored body: {error}"))
+                })
+            }
+        }
+    }
+
+    /// The policy stored with a response to this request.
+    pub(crate) fn policy(
+        &self,
+        parts: &request::Parts,
+        head: &response::Parts,
+        now: SystemTime,
+    ) -> CachePolicy {
+        let options = &self.inner.options;
+        CachePolicy::new_options(
+            &as_get(parts),
+            head,
+            now,
+            CacheOptions {
+                shared: options.shared,
+                cache_heuristic: options.heuristic_fraction,
+                ..CacheOptions::default()
+            },
+        )
+    }
+
+    /// What the backend is told with a head stored at `now`: how long the
+    /// entry is worth keeping.
+    pub(crate) fn hints(
+        &self,
+        head: &response::Parts,
+        mode: CacheMode,
+        now: SystemTime,
+    ) -> StoreHints {
+        let freshness = self.freshness(head, now);
+        StoreHints::keep_for(stale::keep_for(
+            &head.headers,
+            &freshness,
+            mode,
+            &self.inner.options,
+        ))
+    }
+}
+
+/// The request as the `GET` it is looked up as (a `HEAD` uses a stored
+/// `GET`).
+fn as_get(parts: &request::Parts) -> Request<()> {
+    let mut request = Request::new(());
+    *request.method_mut() = if parts.method == http::Method::HEAD {
+        http::Method::GET
+    } else {
+        parts.method.clone()
+    };
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
