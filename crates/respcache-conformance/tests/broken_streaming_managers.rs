@@ -94,8 +94,12 @@ impl<D: Defect> StreamingCacheManager for Broken<D> {
         let Some(path) = self.inner.body_path(key).await? else {
             return Ok(None);
         };
-        let file = tokio::fs::File::open(path).await?;
-        Ok(Some((head.map(|_| StreamingBody::from_file(file)), policy)))
+        // The raw file, unchecked: the defect.
+        let bytes = std::fs::read(path)?;
+        Ok(Some((
+            head.map(|_| StreamingBody::buffered(bytes.into())),
+            policy,
+        )))
     }
 
     async fn put_stream<B>(

@@ -5,19 +5,15 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::error::StreamingError;
 
-/// The chunk size [`StreamingBody::from_file`] reads with.
-pub const DEFAULT_CHUNK_SIZE: usize = 64 * 1024;
-
-/// A response body: bytes already in memory, a file read in fixed-size
-/// chunks, chunks produced by another task, or any other body, boxed.
+/// A response body: bytes already in memory, chunks produced by another
+/// task (a reader thread, a network fetch), or any other body, boxed.
 ///
 /// ```
 /// use bytes::Bytes;
@@ -37,7 +33,6 @@ pub struct StreamingBody {
 
 enum Inner {
     Buffered(Option<Bytes>),
-    File(FileBody),
     Chunks(ChunkBody),
     Boxed(UnsyncBoxBody<Bytes, StreamingError>),
 }
@@ -47,13 +42,6 @@ struct ChunkBody {
     /// Bytes still expected.
     left: u64,
     failed: bool,
-}
-
-struct FileBody {
-    file: tokio::fs::File,
-    chunk_size: usize,
-    /// Bytes still expected; `None` reads to the end of the file.
-    remaining: Option<u64>,
 }
 
 impl StreamingBody {
@@ -68,25 +56,6 @@ impl StreamingBody {
     /// An empty body.
     pub fn empty() -> Self {
         Self::buffered(Bytes::new())
-    }
-
-    /// A file read from its current position to its end, in chunks of
-    /// [`DEFAULT_CHUNK_SIZE`].
-    pub fn from_file(file: tokio::fs::File) -> Self {
-        Self::from_file_with(file, None, DEFAULT_CHUNK_SIZE)
-    }
-
-    /// A file read in chunks of `chunk_size` bytes. With `len`, exactly that
-    /// many bytes are yielded, and a file that ends sooner ends the body with
-    /// an `UnexpectedEof` error instead of a silently short body.
-    pub fn from_file_with(file: tokio::fs::File, len: Option<u64>, chunk_size: usize) -> Self {
-        Self {
-            inner: Inner::File(FileBody {
-                file,
-                chunk_size: chunk_size.max(1),
-                remaining: len,
-            }),
-        }
     }
 
     /// Chunks sent by another task (a reader thread, a network fetch) over
@@ -126,11 +95,6 @@ impl fmt::Debug for StreamingBody {
                 .debug_tuple("StreamingBody::Buffered")
                 .field(&bytes.as_ref().map_or(0, Bytes::len))
                 .finish(),
-            Inner::File(file) => f
-                .debug_struct("StreamingBody::File")
-                .field("chunk_size", &file.chunk_size)
-                .field("remaining", &file.remaining)
-                .finish(),
             Inner::Chunks(chunks) => f
                 .debug_struct("StreamingBody::Chunks")
                 .field("left", &chunks.left)
@@ -149,43 +113,6 @@ impl Default for StreamingBody {
 impl From<Bytes> for StreamingBody {
     fn from(bytes: Bytes) -> Self {
         Self::buffered(bytes)
-    }
-}
-
-impl FileBody {
-    fn poll_chunk(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, StreamingError>>> {
-        let want = match self.remaining {
-            Some(0) => return Poll::Ready(None),
-            Some(left) => usize::try_from(left).map_or(self.chunk_size, |l| l.min(self.chunk_size)),
-            None => self.chunk_size,
-        };
-        let mut buf = BytesMut::zeroed(want);
-        let mut read_buf = ReadBuf::new(&mut buf);
-        if let Err(err) = ready!(Pin::new(&mut self.file).poll_read(cx, &mut read_buf)) {
-            return Poll::Ready(Some(Err(err.into())));
-        }
-        let filled = read_buf.filled().len();
-        if filled == 0 {
-            return Poll::Ready(match self.remaining {
-                None => None,
-                Some(left) => {
-                    self.remaining = Some(0);
-                    Some(Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("cached file ended {left} bytes early"),
-                    )
-                    .into()))
-                }
-            });
-        }
-        buf.truncate(filled);
-        if let Some(left) = &mut self.remaining {
-            *left -= filled as u64;
-        }
-        Poll::Ready(Some(Ok(Frame::data(buf.freeze()))))
     }
 }
 
@@ -229,7 +156,6 @@ impl Body for StreamingBody {
     ) -> Poll<Option<Result<Frame<Bytes>, StreamingError>>> {
         match &mut self.get_mut().inner {
             Inner::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::File(file) => file.poll_chunk(cx),
             Inner::Chunks(chunks) => chunks.poll_chunk(cx),
             Inner::Boxed(body) => Pin::new(body).poll_frame(cx),
         }
@@ -238,7 +164,6 @@ impl Body for StreamingBody {
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Buffered(bytes) => bytes.is_none(),
-            Inner::File(file) => file.remaining == Some(0),
             Inner::Chunks(chunks) => chunks.failed || chunks.left == 0 && chunks.chunks.is_closed(),
             Inner::Boxed(body) => body.is_end_stream(),
         }
@@ -249,11 +174,6 @@ impl Body for StreamingBody {
             Inner::Buffered(bytes) => {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            Inner::File(FileBody {
-                remaining: Some(left),
-                ..
-            }) => SizeHint::with_exact(*left),
-            Inner::File(_) => SizeHint::default(),
             Inner::Chunks(chunks) => SizeHint::with_exact(chunks.left),
             Inner::Boxed(body) => body.size_hint(),
         }
@@ -263,7 +183,6 @@ impl Body for StreamingBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     async fn collect(body: StreamingBody) -> Result<(Vec<usize>, Vec<u8>), StreamingError> {
         let mut body = body;
@@ -275,34 +194,6 @@ mod tests {
             all.extend_from_slice(&data);
         }
         Ok((sizes, all))
-    }
-
-    fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
-        let mut file = tempfile::NamedTempFile::new().unwrap();
-        file.write_all(bytes).unwrap();
-        file
-    }
-
-    #[tokio::test]
-    async fn file_body_reads_in_fixed_chunks() {
-        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
-        let file = temp_file(&data);
-        let handle = tokio::fs::File::open(file.path()).await.unwrap();
-        let body = StreamingBody::from_file_with(handle, Some(data.len() as u64), 4096);
-        assert_eq!(body.size_hint().exact(), Some(10_000));
-        let (sizes, all) = collect(body).await.unwrap();
-        assert_eq!(all, data);
-        assert!(sizes.iter().all(|&s| s <= 4096), "{sizes:?}");
-    }
-
-    #[tokio::test]
-    async fn file_shorter_than_expected_ends_in_an_error() {
-        let file = temp_file(b"short");
-        let handle = tokio::fs::File::open(file.path()).await.unwrap();
-        let body = StreamingBody::from_file_with(handle, Some(100), 4096);
-        let err = collect(body).await.unwrap_err();
-        let io = err.get_ref().downcast_ref::<io::Error>().unwrap();
-        assert_eq!(io.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[tokio::test]

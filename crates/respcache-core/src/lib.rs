@@ -60,7 +60,7 @@ mod manager;
 mod response;
 mod tee;
 
-pub use body::{DEFAULT_CHUNK_SIZE, StreamingBody};
+pub use body::StreamingBody;
 pub use error::{BoxError, CacheError, Result, StreamingError, abbreviate_key};
 pub use manager::{CacheManager, StoreHints, StreamingCacheManager};
 pub use response::{HttpResponse, HttpVersion, clone_head};
