@@ -1,5 +1,6 @@
 //! Reclaiming storage: files left by killed writers, bodies no entry
-//! uses, and least recently used entries beyond the size limit.
+//! uses, entries past the lifetime they were stored with, and least
+//! recently used entries beyond the size limit.
 
 use std::collections::HashSet;
 use std::io::ErrorKind;
@@ -20,7 +21,11 @@ const TMP_GRACE: Duration = Duration::from_secs(3600);
 
 /// What a [`gc`](crate::StreamingManager::gc) run removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GcReport {
+    /// Entries past the lifetime they were stored with
+    /// (`StoreHints::keep_for`).
+    pub expired: u64,
     /// Temporary files of writers that are no longer running.
     pub temp_files: u64,
     /// Links no entry names.
@@ -56,6 +61,7 @@ pub(crate) fn run(shared: &Shared, startup: bool) -> std::io::Result<GcReport> {
     // could not be read, or one of another format whose link we cannot
     // name, might be the one that names a link.
     let mut every_link_known = true;
+    let now = crate::write::unix_now();
     for entry in &metadata_files {
         let path = entry.path();
         let bytes = match std::fs::read(&path) {
@@ -65,6 +71,17 @@ pub(crate) fn run(shared: &Shared, startup: bool) -> std::io::Result<GcReport> {
             Err(err) => return Err(err),
         };
         match CacheMetadata::decode("", &bytes) {
+            Ok(Decoded::Entry(meta)) if is_expired(&meta, now) => {
+                if crate::remove::delete_if_current(layout, &meta) {
+                    shared.forget(&meta.key);
+                    shared.note_deleted(meta.body_len);
+                    report.expired += 1;
+                } else {
+                    // Replaced since it was read: the new record names
+                    // its own link.
+                    every_link_known = false;
+                }
+            }
             Ok(Decoded::Entry(meta)) => {
                 named.insert(meta.link);
             }
@@ -92,13 +109,20 @@ pub(crate) fn run(shared: &Shared, startup: bool) -> std::io::Result<GcReport> {
     Ok(report)
 }
 
-/// Evicts least recently used entries until the bodies stored take at most
-/// nine tenths of `limit`. Recency is this process's own reads where it
-/// has them, else the time an entry was written.
+/// Whether `meta`'s entry has outlived the lifetime it was stored with.
+fn is_expired(meta: &CacheMetadata, now: u64) -> bool {
+    meta.expires_at.is_some_and(|at| at <= now)
+}
+
+/// Evicts entries until the bodies stored take at most nine tenths of
+/// `limit`: first those past their lifetime, then the least recently used.
+/// Recency is this process's own reads where it has them, else the time an
+/// entry was written.
 pub(crate) fn evict(shared: &Shared, limit: u64) -> std::io::Result<u64> {
     let layout = &shared.layout;
     let mut entries = Vec::new();
     let mut total = 0u64;
+    let now = crate::write::unix_now();
     for entry in read_dir(&layout.metadata)? {
         let path = entry?.path();
         let Ok(bytes) = std::fs::read(&path) else {
@@ -109,7 +133,7 @@ pub(crate) fn evict(shared: &Shared, limit: u64) -> std::io::Result<u64> {
             let used = shared
                 .last_used(&meta.key)
                 .unwrap_or(meta.created_at.saturating_mul(1_000_000_000));
-            entries.push((used, meta.key, meta.body_len));
+            entries.push(((!is_expired(&meta, now), used), meta.key, meta.body_len));
         }
     }
     let target = limit / 10 * 9;

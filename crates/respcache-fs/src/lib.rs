@@ -33,7 +33,7 @@
 //! # On disk
 //!
 //! ```text
-//! ROOT/cache-v2/metadata/<key-id>.json   one per key: CacheMetadata as JSON
+//! ROOT/cache-v2/metadata/<key-id>.json   one per key: the entry's metadata as JSON
 //! ROOT/cache-v2/content/<sha256 hex>     one name per distinct body (the dedup index)
 //! ROOT/cache-v2/links/<link-id>          a hard link to the body, one per entry
 //! ROOT/cache-v2/tmp/<pid>-<random>.*     files being written
@@ -68,16 +68,17 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use respcache_core::{
-    CacheError, CacheManager, CachePolicy, HttpResponse, Result, StreamingBody,
+    CacheError, CacheManager, CachePolicy, HttpResponse, Result, StoreHints, StreamingBody,
     StreamingCacheManager, StreamingError,
 };
 use url::Url;
 
 pub use gc::GcReport;
-pub use metadata::{CacheMetadata, FORMAT_VERSION};
+use metadata::CacheMetadata;
+pub use metadata::FORMAT_VERSION;
 
 /// The chunk size of streamed reads unless [`Builder::chunk_size`] says otherwise.
-pub const DEFAULT_CHUNK_SIZE: usize = 128 * 1024;
+pub const DEFAULT_READ_CHUNK_SIZE: usize = 128 * 1024;
 
 /// Caches responses as files under a root directory; see the crate docs.
 #[derive(Debug, Clone)]
@@ -333,7 +334,7 @@ impl StreamingManager {
         Builder {
             root: root_path,
             options: Options {
-                chunk_size: DEFAULT_CHUNK_SIZE,
+                chunk_size: DEFAULT_READ_CHUNK_SIZE,
                 max_size: None,
                 max_body_size: None,
                 link_grace: gc::LINK_GRACE,
@@ -405,6 +406,17 @@ impl CacheManager for StreamingManager {
         response: HttpResponse,
         policy: CachePolicy,
     ) -> Result<HttpResponse> {
+        self.put_with(cache_key, response, policy, StoreHints::default())
+            .await
+    }
+
+    async fn put_with(
+        &self,
+        cache_key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<HttpResponse> {
         if let Some(limit) = self.shared.options.max_body_size
             && response.body.len() as u64 > limit
         {
@@ -422,6 +434,7 @@ impl CacheManager for StreamingManager {
                 parts: response.parts()?,
                 url: response.url.clone(),
                 policy,
+                expires_at: write::expires_at(&hints),
             };
             writer.commit(shared, head)?;
             Ok(response)
@@ -451,8 +464,20 @@ impl CacheManager for StreamingManager {
         head: http::response::Parts,
         policy: CachePolicy,
     ) -> Result<bool> {
+        self.update_head_with(cache_key, head, policy, StoreHints::default())
+            .await
+    }
+
+    async fn update_head_with(
+        &self,
+        cache_key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<bool> {
         let key = cache_key.to_owned();
-        self.blocking(move |shared| write::update_head(shared, &key, head, policy))
+        let expires_at = write::expires_at(&hints);
+        self.blocking(move |shared| write::update_head(shared, &key, head, policy, expires_at))
             .await
     }
 }
@@ -508,12 +533,36 @@ impl StreamingCacheManager for StreamingManager {
         B::Data: Send,
         B::Error: Into<StreamingError>,
     {
+        self.put_stream_with(
+            cache_key,
+            response,
+            policy,
+            request_url,
+            StoreHints::default(),
+        )
+        .await
+    }
+
+    async fn put_stream_with<B>(
+        &self,
+        cache_key: String,
+        response: http::Response<B>,
+        policy: CachePolicy,
+        request_url: Url,
+        hints: StoreHints,
+    ) -> Result<http::Response<StreamingBody>>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<StreamingError>,
+    {
         let (parts, body) = response.into_parts();
         let head = write::Head {
             key: cache_key,
             parts: respcache_core::clone_head(&parts),
             url: request_url,
             policy,
+            expires_at: write::expires_at(&hints),
         };
         let tee = stream_put::start(self.shared.clone(), head, body);
         Ok(http::Response::from_parts(parts, StreamingBody::boxed(tee)))

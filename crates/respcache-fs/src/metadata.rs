@@ -1,4 +1,4 @@
-//! [`CacheMetadata`]: the JSON record of one entry.
+//! `CacheMetadata`: the JSON record of one entry.
 
 use http::HeaderMap;
 use respcache_core::{BoxError, CacheError, CachePolicy, HttpResponse, HttpVersion};
@@ -10,33 +10,38 @@ pub const FORMAT_VERSION: u32 = 2;
 
 /// Everything stored about one entry except its body.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CacheMetadata {
+pub(crate) struct CacheMetadata {
     /// [`FORMAT_VERSION`] when written; a record of another version is a miss.
-    pub format: u32,
+    pub(crate) format: u32,
     /// The full key, compared on every read.
-    pub key: String,
+    pub(crate) key: String,
     /// Status code.
-    pub status: u16,
+    pub(crate) status: u16,
     /// HTTP version.
-    pub version: HttpVersion,
+    pub(crate) version: HttpVersion,
     /// Every header, in order, raw values kept (non-UTF-8 values are arrays
     /// of bytes in the JSON).
     #[serde(with = "respcache_core::headers::serde_header_map")]
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// The URL the response answers.
-    pub url: Url,
+    pub(crate) url: Url,
     /// SHA-256 of the body, hex: its name in `content/`.
-    pub content_digest: String,
+    pub(crate) content_digest: String,
     /// Length of the body in bytes.
-    pub body_len: u64,
+    pub(crate) body_len: u64,
     /// XXH3-64 of the body, hex: checked on every read.
-    pub body_check: String,
+    pub(crate) body_check: String,
     /// Name of the entry's hard link in `links/`, through which it is read.
-    pub link: String,
+    pub(crate) link: String,
     /// The cache policy.
-    pub policy: CachePolicy,
+    pub(crate) policy: CachePolicy,
     /// Unix seconds when the entry was written.
-    pub created_at: u64,
+    pub(crate) created_at: u64,
+    /// Unix seconds after which the entry is worth nothing to whoever
+    /// stored it (the lifetime in its `StoreHints`): `gc` removes it and
+    /// eviction takes it first. Absent when no lifetime was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) expires_at: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -59,6 +59,22 @@ pub(crate) fn delete(layout: &Layout, key: &str) -> std::io::Result<Option<u64>>
     }))
 }
 
+/// Deletes the entry `meta` describes, unless a newer one has replaced it
+/// since: whether it did.
+pub(crate) fn delete_if_current(layout: &Layout, meta: &CacheMetadata) -> bool {
+    let path = layout.metadata_path(&meta.key);
+    if read_current(&meta.key, &path).is_none_or(|now| now.link != meta.link) {
+        return false;
+    }
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            release_body(layout, meta);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Drops an entry found damaged: its metadata (if it still names the same
 /// link), its link, and the `content/` name when that is the same damaged
 /// file, so that later puts do not dedup onto it.

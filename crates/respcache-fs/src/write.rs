@@ -34,6 +34,22 @@ pub(crate) struct Head {
     pub(crate) parts: Parts,
     pub(crate) url: Url,
     pub(crate) policy: CachePolicy,
+    /// Unix seconds after which the entry is worth nothing.
+    pub(crate) expires_at: Option<u64>,
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// When an entry stored now with `hints` stops being worth keeping.
+pub(crate) fn expires_at(hints: &respcache_core::StoreHints) -> Option<u64> {
+    hints
+        .keep_for
+        .map(|keep| unix_now().saturating_add(keep.as_secs()))
 }
 
 impl BodyWriter {
@@ -99,9 +115,8 @@ impl BodyWriter {
             body_check: format!("{:016x}", self.check.finish()),
             link,
             policy: head.policy,
-            created_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
+            created_at: unix_now(),
+            expires_at: head.expires_at,
         };
         match commit_metadata(shared, &meta) {
             Ok(stamp) => {
@@ -169,6 +184,7 @@ pub(crate) fn update_head(
     key: &str,
     head: Parts,
     policy: CachePolicy,
+    expires_at: Option<u64>,
 ) -> Result<bool, BoxError> {
     let path = shared.layout.metadata_path(key);
     let Some(current) = read_current(key, &path) else {
@@ -179,6 +195,7 @@ pub(crate) fn update_head(
         version: head.version.into(),
         headers: head.headers,
         policy,
+        expires_at,
         ..current
     };
     match commit_metadata(shared, &meta) {

@@ -1,9 +1,11 @@
 //! Behaviour particular to `StreamingManager`, beyond the conformance suite.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use respcache_conformance::{bytes_below, fixtures};
-use respcache_core::{CacheError, CacheManager, StreamingCacheManager};
+use respcache_core::{CacheError, CacheManager, StoreHints, StreamingCacheManager};
 use respcache_fs::StreamingManager;
 
 fn body_of(len: usize, seed: u8) -> Bytes {
@@ -78,6 +80,115 @@ async fn least_recently_used_entries_are_evicted_beyond_max_size() {
         "{present:?} exceed max_size"
     );
     assert!(bytes_below(dir.path()).unwrap() <= 1024 * 1024 + 64 * 1024);
+}
+
+/// Puts `body` under `key`, worth keeping for `keep`.
+async fn put_keeping(manager: &StreamingManager, key: &str, body: Bytes, keep: Duration) {
+    let response = fixtures::response(body);
+    let policy = fixtures::policy_for(&response);
+    let hints = StoreHints::keep_for(keep);
+    manager
+        .put_with(key.into(), response, policy, hints)
+        .await
+        .expect("put");
+}
+
+#[tokio::test]
+async fn gc_removes_entries_past_the_lifetime_they_were_stored_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::new(dir.path().into());
+    put_keeping(&manager, "spent", body_of(4096, 1), Duration::ZERO).await;
+    put_keeping(
+        &manager,
+        "kept",
+        body_of(4096, 2),
+        Duration::from_secs(3600),
+    )
+    .await;
+    put(&manager, "unsaid", body_of(4096, 3)).await;
+    // A refreshed head brings its own lifetime.
+    let (response, policy) = manager.get("kept").await.unwrap().unwrap();
+    let renewed = manager
+        .update_head_with(
+            "kept",
+            response.parts().unwrap(),
+            policy,
+            StoreHints::keep_for(Duration::ZERO),
+        )
+        .await
+        .unwrap();
+    assert!(renewed);
+    put_keeping(&manager, "renewed", body_of(4096, 4), Duration::ZERO).await;
+    let (response, policy) = manager.get("renewed").await.unwrap().unwrap();
+    let hints = StoreHints::keep_for(Duration::from_secs(3600));
+    assert!(
+        manager
+            .update_head_with("renewed", response.parts().unwrap(), policy, hints)
+            .await
+            .unwrap()
+    );
+
+    let report = manager.gc().await.unwrap();
+    assert_eq!(report.expired, 2, "{report:?}");
+    assert!(manager.get("spent").await.unwrap().is_none());
+    assert!(
+        manager.get("kept").await.unwrap().is_none(),
+        "its 304 said it was worth nothing more"
+    );
+    assert!(
+        manager.get("renewed").await.unwrap().is_some(),
+        "its 304 renewed it"
+    );
+    assert!(
+        manager.get("unsaid").await.unwrap().is_some(),
+        "no lifetime given, none enforced"
+    );
+    assert_eq!(
+        manager.gc().await.unwrap().contents,
+        0,
+        "the expired bodies went with them"
+    );
+}
+
+#[tokio::test]
+async fn eviction_takes_entries_past_their_lifetime_before_recently_unused_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::builder(dir.path().into())
+        .max_size(1024 * 1024)
+        .build();
+    put_keeping(
+        &manager,
+        "old",
+        body_of(300 * 1024, 1),
+        Duration::from_secs(3600),
+    )
+    .await;
+    put_keeping(&manager, "spent", body_of(300 * 1024, 2), Duration::ZERO).await;
+    put_keeping(
+        &manager,
+        "new",
+        body_of(300 * 1024, 3),
+        Duration::from_secs(3600),
+    )
+    .await;
+    // The spent entry is the most recently used: by recency alone it
+    // would be the last to go.
+    assert!(manager.get("spent").await.unwrap().is_some());
+    // A fourth entry passes the limit: the spent one goes.
+    put_keeping(
+        &manager,
+        "newest",
+        body_of(300 * 1024, 4),
+        Duration::from_secs(3600),
+    )
+    .await;
+    assert!(manager.get("spent").await.unwrap().is_none());
+    for key in ["old", "new", "newest"] {
+        assert!(
+            manager.get(key).await.unwrap().is_some(),
+            "{key} was evicted"
+        );
+    }
 }
 
 #[tokio::test]
