@@ -37,9 +37,11 @@
 //! switches the head to it and ends the old generation's chunks (after a
 //! short grace, so a reader streaming them can finish): readers never see
 //! a mix of generations. A put interrupted before that leaves only chunks
-//! that expire. Every key carries a TTL derived from the policy: freshness,
-//! plus the stale window (`stale-while-revalidate`, `stale-if-error`), plus
-//! a grace for revalidation, so an abandoned cache never fills Redis.
+//! that expire. Every key carries a TTL: the lifetime the caller hands
+//! over in [`StoreHints`] (an HTTP engine says how long the entry is worth
+//! keeping: freshness, stale windows, time to revalidate), or
+//! [`Builder::default_ttl`] when it says nothing, capped at a year. So an
+//! abandoned cache never fills Redis.
 //!
 //! Every read checks the body's length and XXH3: a missing chunk or a
 //! mismatch is a miss, and the entry is removed (only while it is still at
@@ -59,7 +61,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use respcache_core::{
-    CacheError, CacheManager, CachePolicy, HttpResponse, Result, StreamingBody,
+    CacheError, CacheManager, CachePolicy, HttpResponse, Result, StoreHints, StreamingBody,
     StreamingCacheManager, StreamingError,
 };
 use url::Url;
@@ -89,7 +91,7 @@ struct Options {
     prefix: String,
     chunk_size: usize,
     max_body_size: u64,
-    grace: Duration,
+    default_ttl: Duration,
     old_chunk_grace: Duration,
     timeout: Duration,
 }
@@ -125,10 +127,11 @@ impl Builder {
         self
     }
 
-    /// Time an entry outlives its freshness and stale window, so that it
-    /// can still be revalidated with a conditional request (default 1 hour).
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.options.grace = grace;
+    /// How long an entry lives when whoever stores it gives no lifetime
+    /// in [`StoreHints`] (default 1 day). The HTTP engine always gives
+    /// one; a program that calls `put` itself gets this.
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.options.default_ttl = ttl;
         self
     }
 
@@ -174,7 +177,7 @@ impl RedisManager {
                 prefix: "respcache".into(),
                 chunk_size: 256 * 1024,
                 max_body_size: 64 * 1024 * 1024,
-                grace: Duration::from_secs(3600),
+                default_ttl: Duration::from_secs(24 * 3600),
                 old_chunk_grace: Duration::from_secs(30),
                 timeout: Duration::from_secs(2),
             },
@@ -202,6 +205,11 @@ impl RedisManager {
             None => Vec::new(),
         };
         Ok((keys.head, chunks))
+    }
+
+    /// How long the keys of an entry stored with `hints` live.
+    fn ttl(&self, hints: &StoreHints) -> Duration {
+        head::ttl(hints.keep_for.unwrap_or(self.options.default_ttl))
     }
 
     fn too_large(&self, key: &str, size: u64) -> Box<CacheError> {
@@ -245,11 +253,22 @@ impl CacheManager for RedisManager {
         response: HttpResponse,
         policy: CachePolicy,
     ) -> Result<HttpResponse> {
+        self.put_with(cache_key, response, policy, StoreHints::default())
+            .await
+    }
+
+    async fn put_with(
+        &self,
+        cache_key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<HttpResponse> {
         if response.body.len() as u64 > self.options.max_body_size {
             return Err(self.too_large(&cache_key, response.body.len() as u64));
         }
         let parts = response.parts()?;
-        let ttl = head::ttl(&policy, &response.headers, self.options.grace);
+        let ttl = self.ttl(&hints);
         let keys = self.keys(&cache_key);
         let meta = Self::meta(cache_key, &parts, response.url.clone(), policy);
         let mut writer =
@@ -270,12 +289,23 @@ impl CacheManager for RedisManager {
         head: http::response::Parts,
         policy: CachePolicy,
     ) -> Result<bool> {
+        self.update_head_with(cache_key, head, policy, StoreHints::default())
+            .await
+    }
+
+    async fn update_head_with(
+        &self,
+        cache_key: &str,
+        head: http::response::Parts,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<bool> {
         let keys = self.keys(cache_key);
         let mut con = self.con.clone();
         let Some(current) = read::head(&mut con, &keys, cache_key).await? else {
             return Ok(false);
         };
-        let ttl = head::ttl(&policy, &head.headers, self.options.grace);
+        let ttl = self.ttl(&hints);
         let meta = head::Meta {
             status: head.status.as_u16(),
             version: head.version.into(),
@@ -339,6 +369,29 @@ impl StreamingCacheManager for RedisManager {
         B::Data: Send,
         B::Error: Into<StreamingError>,
     {
+        self.put_stream_with(
+            cache_key,
+            response,
+            policy,
+            request_url,
+            StoreHints::default(),
+        )
+        .await
+    }
+
+    async fn put_stream_with<B>(
+        &self,
+        cache_key: String,
+        response: http::Response<B>,
+        policy: CachePolicy,
+        request_url: Url,
+        hints: StoreHints,
+    ) -> Result<http::Response<StreamingBody>>
+    where
+        B: http_body::Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<StreamingError>,
+    {
         let (parts, body) = response.into_parts();
         let declared = http_body::Body::size_hint(&body).lower();
         if declared > self.options.max_body_size {
@@ -353,7 +406,7 @@ impl StreamingCacheManager for RedisManager {
                 StreamingBody::boxed(pass_through),
             ));
         }
-        let ttl = head::ttl(&policy, &parts.headers, self.options.grace);
+        let ttl = self.ttl(&hints);
         let keys = self.keys(&cache_key);
         let meta = Self::meta(cache_key, &parts, request_url, policy);
         let writer = write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);

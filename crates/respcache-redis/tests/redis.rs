@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use respcache_conformance::fixtures;
-use respcache_core::{CacheManager, StreamingCacheManager, StreamingError};
+use respcache_core::{CacheManager, StoreHints, StreamingCacheManager, StreamingError};
 use respcache_redis::RedisManager;
 use support::{RedisHarness, connection};
 
@@ -114,33 +114,56 @@ async fn a_server_restart_gives_clear_errors_then_the_manager_reconnects() {
     assert_eq!(fixtures::verify_generated(1, &hit), Ok(3));
 }
 
+/// The TTLs of every key of `key`'s entry.
+async fn ttls(manager: &RedisManager, url: &str, key: &str) -> Vec<(String, i64)> {
+    let (head, chunks) = manager.redis_keys(key).await.unwrap();
+    assert!(chunks.len() > 1, "a body of several chunks");
+    let mut con = connection(url).await;
+    let mut ttls = Vec::new();
+    for key in std::iter::once(head).chain(chunks) {
+        let ttl: i64 = redis::cmd("TTL")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        ttls.push((key, ttl));
+    }
+    ttls
+}
+
 #[tokio::test(flavor = "multi_thread")]
-async fn every_key_expires_with_freshness_plus_stale_window_plus_grace() {
+async fn every_key_expires_with_the_lifetime_it_was_given_or_the_default() {
     let h = RedisHarness::start();
     let manager = RedisManager::builder(&h.url)
         .prefix("ttl")
         .chunk_size(1000)
-        .grace(Duration::from_secs(20))
+        .default_ttl(Duration::from_secs(77))
         .build()
         .unwrap();
+    // What the response says of its own lifetime plays no part: the
+    // caller decides.
     let mut response = fixtures::generated(1, 1, 5000);
     response.headers.insert(
         "cache-control",
-        http::HeaderValue::from_static("max-age=100, stale-while-revalidate=30"),
+        http::HeaderValue::from_static("max-age=100000, stale-while-revalidate=30"),
     );
-    put(&manager, "k", response).await;
-    let (head, chunks) = manager.redis_keys("k").await.unwrap();
-    assert!(chunks.len() > 1);
-    let mut con = connection(&h.url).await;
-    for key in std::iter::once(&head).chain(&chunks) {
-        let ttl: i64 = redis::cmd("TTL")
-            .arg(key)
-            .query_async(&mut con)
-            .await
-            .unwrap();
+    let policy = fixtures::policy_for(&response);
+    let hints = StoreHints::keep_for(Duration::from_secs(150));
+    manager
+        .put_with("k".into(), response.clone(), policy, hints)
+        .await
+        .unwrap();
+    for (key, ttl) in ttls(&manager, &h.url, "k").await {
         assert!(
             (145..=150).contains(&ttl),
             "{key} expires in {ttl} s, expected 150"
+        );
+    }
+    put(&manager, "plain", response).await;
+    for (key, ttl) in ttls(&manager, &h.url, "plain").await {
+        assert!(
+            (72..=77).contains(&ttl),
+            "{key} expires in {ttl} s, expected the default 77"
         );
     }
 }
@@ -274,7 +297,6 @@ async fn a_304_head_update_keeps_the_chunks_and_renews_every_ttl() {
     let manager = RedisManager::builder(&h.url)
         .prefix("upd")
         .chunk_size(1000)
-        .grace(Duration::from_secs(20))
         .build()
         .unwrap();
     let mut response = fixtures::generated(1, 1, 5000);
@@ -292,8 +314,9 @@ async fn a_304_head_update_keeps_the_chunks_and_renews_every_ttl() {
     );
     let mut renewed = response.clone();
     renewed.headers = head.headers.clone();
+    let hints = StoreHints::keep_for(Duration::from_secs(1020));
     let updated = manager
-        .update_head("k", head, fixtures::policy_for(&renewed))
+        .update_head_with("k", head, fixtures::policy_for(&renewed), hints)
         .await
         .unwrap();
     assert!(updated, "redis updates heads in place");
