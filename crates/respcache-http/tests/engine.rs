@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
-use respcache_http::{CacheMode, HttpCache, Options, Storage};
+use respcache_http::{CacheMode, Clock, HttpCache, ManualClock, Options, Storage};
 use support::{Gate, Origin, get, pattern, request, response, send};
 
 /// Runs each named check over both backends, with default options.
@@ -32,14 +32,54 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Runs each named check over both backends, with a manual clock that
+/// the check moves to make entries stale.
+macro_rules! on_both_backends_in_time {
+    ($($check:ident),* $(,)?) => {
+        mod fs_in_time {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                let (options, clock) = super::manual_time();
+                super::$check(super::support::fs_cache(dir.path(), options), clock).await;
+            })*
+        }
+        mod cacache_in_time {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let dir = tempfile::tempdir().unwrap();
+                let (options, clock) = super::manual_time();
+                super::$check(super::support::cacache_cache(dir.path(), options), clock).await;
+            })*
+        }
+    };
+}
+
+/// Default options on a manual clock, and the clock.
+fn manual_time() -> (Options, ManualClock) {
+    let clock = ManualClock::starting_now();
+    let options = Options {
+        clock: Arc::new(clock.clone()),
+        ..Options::default()
+    };
+    (options, clock)
+}
+
+/// More than a second: enough to make `max-age=1` stale whatever the
+/// sub-second part of the origin's `Date`.
+const PAST_ONE_SECOND: Duration = Duration::from_secs(2);
+
+on_both_backends_in_time!(
+    a_304_refreshes_the_stored_head_and_serves_the_stored_body,
+    stale_while_revalidate_serves_stale_and_revalidates_once,
+    stale_if_error_hides_a_5xx_but_must_revalidate_does_not,
+);
+
 on_both_backends!(
     a_fresh_response_is_stored_then_served_with_its_age,
-    a_304_refreshes_the_stored_head_and_serves_the_stored_body,
     vary_variants_are_kept_side_by_side,
     a_successful_unsafe_method_invalidates_the_url_and_its_location,
     a_post_response_naming_its_url_answers_later_gets,
-    stale_while_revalidate_serves_stale_and_revalidates_once,
-    stale_if_error_hides_a_5xx_but_must_revalidate_does_not,
     concurrent_misses_make_one_origin_request,
     responses_that_must_not_be_stored_are_not,
     head_is_answered_from_a_stored_get,
@@ -85,6 +125,7 @@ async fn a_fresh_response_is_stored_then_served_with_its_age<S: Storage>(cache: 
 
 async fn a_304_refreshes_the_stored_head_and_serves_the_stored_body<S: Storage>(
     cache: HttpCache<S>,
+    clock: ManualClock,
 ) {
     let origin = Origin::start(|seen, n| match n {
         1 => response(
@@ -112,7 +153,7 @@ async fn a_304_refreshes_the_stored_head_and_serves_the_stored_body<S: Storage>(
     .await;
     let url = origin.url("/r");
     send(&cache, get(&url, &[])).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(PAST_ONE_SECOND);
     let refreshed = send(&cache, get(&url, &[])).await;
     assert!(
         refreshed
@@ -323,7 +364,10 @@ async fn a_successful_unsafe_method_invalidates_the_url_and_its_location<S: Stor
     );
 }
 
-async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(cache: HttpCache<S>) {
+async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(
+    cache: HttpCache<S>,
+    clock: ManualClock,
+) {
     // The revalidation waits at the origin until the test has had its
     // stale hits.
     let gate = Gate::new();
@@ -347,7 +391,7 @@ async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(ca
     .await;
     let url = origin.url("/swr");
     send(&cache, get(&url, &[])).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(PAST_ONE_SECOND);
     for _ in 0..5 {
         let stale = send(&cache, get(&url, &[])).await;
         assert!(stale.is_hit(), "{}", stale.cache_status());
@@ -380,7 +424,10 @@ async fn stale_while_revalidate_serves_stale_and_revalidates_once<S: Storage>(ca
     assert!(cache.metrics().stale >= 5);
 }
 
-async fn stale_if_error_hides_a_5xx_but_must_revalidate_does_not<S: Storage>(cache: HttpCache<S>) {
+async fn stale_if_error_hides_a_5xx_but_must_revalidate_does_not<S: Storage>(
+    cache: HttpCache<S>,
+    clock: ManualClock,
+) {
     let origin = Origin::start(|seen, n| {
         let cc = if seen.path == "/strict" {
             "max-age=1, stale-if-error=60, must-revalidate"
@@ -397,7 +444,7 @@ async fn stale_if_error_hides_a_5xx_but_must_revalidate_does_not<S: Storage>(cac
     let (lenient, strict) = (origin.url("/lenient"), origin.url("/strict"));
     send(&cache, get(&lenient, &[])).await;
     send(&cache, get(&strict, &[])).await;
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(PAST_ONE_SECOND);
     let hidden = send(&cache, get(&lenient, &[])).await;
     assert_eq!((hidden.status, hidden.body.as_ref()), (200, &b"good"[..]));
     assert!(
@@ -566,7 +613,8 @@ async fn a_range_is_served_from_a_stored_body<S: Storage>(cache: HttpCache<S>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modes_do_what_they_say() {
     let dir = tempfile::tempdir().unwrap();
-    let cache = support::fs_cache(dir.path(), Options::default());
+    let (options, clock) = manual_time();
+    let cache = support::fs_cache(dir.path(), options);
     let origin = Origin::start(|seen, n| match seen.path.as_str() {
         "/plain" => response(200, &[], "no freshness"),
         _ => response(
@@ -600,7 +648,7 @@ async fn modes_do_what_they_say() {
     send(&cache, get(&url, &[])).await;
     let reload = send(&cache, with_mode(CacheMode::Reload)).await;
     assert!(reload.cache_status().contains("fwd=request"));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(PAST_ONE_SECOND);
     let forced = send(&cache, with_mode(CacheMode::ForceCache)).await;
     assert!(
         forced.is_hit(),
@@ -631,18 +679,28 @@ async fn modes_do_what_they_say() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_ttl_caps_freshness() {
     let dir = tempfile::tempdir().unwrap();
+    let (options, clock) = manual_time();
     let options = Options {
-        // Above the second that Date granularity can add to the age.
-        max_ttl: Some(Duration::from_millis(1500)),
-        ..Options::default()
+        max_ttl: Some(Duration::from_secs(60)),
+        ..options
     };
     let cache = support::fs_cache(dir.path(), options);
-    let origin =
-        Origin::start(|_, _| response(200, &[("cache-control", "max-age=3600")], "long")).await;
+    // The origin's clock is the cache's, so that a response after the
+    // jump is not born 61 seconds old.
+    let origin_clock = clock.clone();
+    let origin = Origin::start(move |_, _| {
+        let date = httpdate::fmt_http_date(origin_clock.now());
+        response(
+            200,
+            &[("cache-control", "max-age=3600"), ("date", &date)],
+            "long",
+        )
+    })
+    .await;
     let url = origin.url("/cap");
     send(&cache, get(&url, &[])).await;
     assert!(send(&cache, get(&url, &[])).await.is_hit());
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    clock.advance(Duration::from_secs(61));
     let capped = send(&cache, get(&url, &[])).await;
     assert!(
         capped.cache_status().contains("fwd=stale"),
