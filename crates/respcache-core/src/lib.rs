@@ -64,7 +64,7 @@ pub use body::StreamingBody;
 pub use error::{BoxError, CacheError, Result, StreamingError, abbreviate_key};
 pub use manager::{CacheManager, StoreHints, StreamingCacheManager};
 pub use response::{HttpResponse, HttpVersion, clone_head};
-pub use tee::{TeeBody, TeeEvent, TeeWriter, tee};
+pub use tee::{CommitWatch, TeeBody, TeeEvent, TeeWriter, tee};
 
 /// Re-exported so that implementors use the same `async_trait`.
 pub use async_trait::async_trait;

@@ -8,7 +8,7 @@ use std::task::{Context, Poll, ready};
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use tokio::sync::mpsc::OwnedPermit;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::PollSender;
 
 use crate::StreamingError;
@@ -72,24 +72,63 @@ where
     let (tx, rx) = mpsc::channel(in_flight.max(1) + 1);
     let end = tx.clone().try_reserve_owned().ok();
     let (done_tx, done_rx) = oneshot::channel();
+    let (outcome, watch) = watch::channel(None);
     let body = TeeBody {
         origin: Box::pin(body),
         state: State::Teeing(PollSender::new(tx)),
         end,
         committed: Some(done_rx),
+        watch: CommitWatch(watch),
     };
     let writer = TeeWriter {
         events: rx,
         done: Some(done_tx),
+        outcome,
     };
     (body, writer)
 }
 
-/// The writer's side of a [`tee`].
+/// Tells whether a store that is under way committed its entry.
+///
+/// A streaming backend puts one into the extensions of the response its
+/// `put_stream` returns (the [`tee`] makes it: [`TeeBody::commit_watch`]),
+/// so that a caller can say "stored" only once it is true, and count
+/// stores that failed late (a full disk) as failures. A response without
+/// one comes from a backend that does not tell.
+#[derive(Debug, Clone)]
+pub struct CommitWatch(watch::Receiver<Option<bool>>);
+
+impl CommitWatch {
+    /// Waits until the store has ended: `true` when the entry was
+    /// committed, `false` when it was abandoned or failed.
+    pub async fn committed(mut self) -> bool {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The writer's side of a [`tee`]. Dropped without
+/// [`TeeWriter::committed`], it tells the [`CommitWatch`] that nothing was
+/// committed.
 #[derive(Debug)]
 pub struct TeeWriter {
     events: mpsc::Receiver<TeeEvent>,
     done: Option<oneshot::Sender<()>>,
+    outcome: watch::Sender<Option<bool>>,
+}
+
+impl Drop for TeeWriter {
+    fn drop(&mut self) {
+        self.outcome.send_if_modified(|outcome| {
+            let unset = outcome.is_none();
+            if unset {
+                *outcome = Some(false);
+            }
+            unset
+        });
+    }
 }
 
 impl TeeWriter {
@@ -104,8 +143,11 @@ impl TeeWriter {
         self.events.blocking_recv()
     }
 
-    /// Releases the caller's end of stream after [`TeeEvent::End`].
+    /// Says the entry is committed, and releases the caller's end of
+    /// stream, after [`TeeEvent::End`]. A writer that could not commit
+    /// drops itself instead.
     pub fn committed(&mut self) {
+        self.outcome.send_replace(Some(true));
         if let Some(done) = self.done.take() {
             let _ = done.send(());
         }
@@ -118,6 +160,7 @@ pub struct TeeBody<B> {
     state: State,
     end: Option<OwnedPermit<TeeEvent>>,
     committed: Option<oneshot::Receiver<()>>,
+    watch: CommitWatch,
 }
 
 impl<B> std::fmt::Debug for TeeBody<B> {
@@ -235,6 +278,11 @@ where
 }
 
 impl<B> TeeBody<B> {
+    /// How to learn whether the writer committed the entry.
+    pub fn commit_watch(&self) -> CommitWatch {
+        self.watch.clone()
+    }
+
     /// Announces the end to the writer; returns how to wait for its commit.
     fn end(&mut self) -> Option<oneshot::Receiver<()>> {
         let sent = self.end.take().map(|permit| permit.send(TeeEvent::End));
@@ -294,5 +342,30 @@ mod tests {
         assert!(body.collect().await.is_err());
         assert!(matches!(writer.recv().await, Some(TeeEvent::Data(_))));
         assert!(writer.recv().await.is_none(), "no End after an error");
+    }
+
+    #[tokio::test]
+    async fn the_commit_watch_says_whether_the_writer_committed() {
+        let (body, mut writer) = tee(http_body_util::Full::new(Bytes::from_static(b"x")), 4);
+        let watch = body.commit_watch();
+        let reading = tokio::spawn(body.collect());
+        assert!(matches!(writer.recv().await, Some(TeeEvent::Data(_))));
+        assert!(matches!(writer.recv().await, Some(TeeEvent::End)));
+        writer.committed();
+        assert!(watch.committed().await);
+        assert!(reading.await.unwrap().is_ok());
+
+        // A writer that fails after the end drops itself: no commit.
+        let (body, mut writer) = tee(http_body_util::Full::new(Bytes::from_static(b"x")), 4);
+        let watch = body.commit_watch();
+        let reading = tokio::spawn(body.collect());
+        while let Some(TeeEvent::Data(_)) = writer.recv().await {}
+        drop(writer);
+        assert!(!watch.committed().await);
+        assert_eq!(
+            reading.await.unwrap().unwrap().to_bytes(),
+            "x",
+            "the caller still gets its body"
+        );
     }
 }

@@ -565,7 +565,10 @@ impl StreamingCacheManager for StreamingManager {
             expires_at: write::expires_at(&hints),
         };
         let tee = stream_put::start(self.shared.clone(), head, body);
-        Ok(http::Response::from_parts(parts, StreamingBody::boxed(tee)))
+        let commit = tee.commit_watch();
+        let mut response = http::Response::from_parts(parts, StreamingBody::boxed(tee));
+        response.extensions_mut().insert(commit);
+        Ok(response)
     }
 
     fn stream_response(&self, response: HttpResponse) -> Result<http::Response<StreamingBody>> {

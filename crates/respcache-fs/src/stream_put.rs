@@ -54,10 +54,11 @@ fn write_entry(shared: &Shared, head: Head, mut events: TeeWriter) {
                 }
             }
             TeeEvent::End => {
-                if let Err(err) = writer.commit(shared, head) {
-                    tracing::warn!(%key, error = %err, "cache commit failed");
+                match writer.commit(shared, head) {
+                    Ok(()) => events.committed(),
+                    // Dropping `events` tells the caller nothing was stored.
+                    Err(err) => tracing::warn!(%key, error = %err, "cache commit failed"),
                 }
-                events.committed();
                 return;
             }
         }

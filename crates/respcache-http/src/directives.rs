@@ -122,15 +122,34 @@ pub(crate) fn split_list(value: &str) -> Vec<&str> {
     items
 }
 
+/// Whether `Connection` names `field` (RFC 9110 §7.6.1).
+pub(crate) fn connection_names(headers: &HeaderMap, field: &HeaderName) -> bool {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .any(|name| {
+            name.trim_ascii()
+                .eq_ignore_ascii_case(field.as_str().as_bytes())
+        })
+}
+
+/// Whether a request asks to switch protocols (`Upgrade`, named in
+/// `Connection`): a WebSocket handshake.
+pub fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE) && connection_names(headers, &header::UPGRADE)
+}
+
 /// Hop-by-hop fields: they describe one connection and are neither stored
 /// nor forwarded (RFC 9110 §7.6.1), with every field `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Bytes, not text: a value with one byte that is not UTF-8 must not
+    // keep the fields it names.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(split_list)
-        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim_ascii()).ok())
         .collect();
     for name in named {
         headers.remove(name);

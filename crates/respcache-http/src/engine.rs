@@ -8,12 +8,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use http::{Method, Request, Response, request, response};
+use http::{Method, Request, Response, header, request, response};
 use respcache_core::{BoxError, CachePolicy, abbreviate_key};
 
 use crate::body::{self, CacheBody};
 use crate::coalesce::{Flight, Flights, Follower, Role};
+use crate::directives::{self, remove_hop_by_hop};
 use crate::freshness::Freshness;
+use crate::hit_for_pass::HitForPass;
 use crate::lookup::Lookup;
 use crate::metrics::{Metrics, MetricsSnapshot};
 use crate::options::{CacheMode, Options, has_valid_target};
@@ -22,6 +24,7 @@ use crate::respond::gateway_timeout;
 use crate::rules::{self, Choice};
 use crate::status::{BodySource, CacheStatus, Forward};
 use crate::storage::{Storage, Stored};
+use crate::store::Storing;
 use crate::vary::VaryIndex;
 
 /// An HTTP cache: the RFC 9111 rules over a [`Storage`].
@@ -50,6 +53,8 @@ pub(crate) struct Inner<S> {
     pub(crate) flights: Flights<Spooled>,
     /// Keys with a background revalidation under way.
     pub(crate) revalidating: Mutex<HashSet<String>>,
+    /// Keys whose last response could not be stored.
+    pub(crate) passes: HitForPass,
     pub(crate) metrics: Metrics,
 }
 
@@ -68,6 +73,8 @@ pub(crate) struct Exchange {
     /// The coalescing flight it leads, if any: requests for the same key
     /// wait for it.
     pub(crate) flight: Option<Flight<Spooled>>,
+    /// Whether the origin's response is being stored.
+    pub(crate) storing: Storing,
 }
 
 /// What a coalesced request learns of the leader's response, besides its
@@ -151,6 +158,7 @@ impl<S: Storage> HttpCache<S> {
                 options,
                 flights: Flights::default(),
                 revalidating: Mutex::new(HashSet::new()),
+                passes: HitForPass::default(),
                 metrics: Metrics::default(),
             }),
         }
@@ -185,14 +193,29 @@ impl<S: Storage> HttpCache<S> {
         O: Origin<ReqB>,
         ReqB: Default + Send + 'static,
     {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let mode = parts
             .extensions
             .get::<CacheMode>()
             .copied()
             .unwrap_or(self.inner.options.mode);
         let readable = parts.method == Method::GET || parts.method == Method::HEAD;
-        let cacheable = readable && has_valid_target(&parts);
+        if self.inner.options.shared && directives::is_upgrade(&parts.headers) {
+            // A protocol switch (WebSocket) is the origin's to answer, with
+            // its hop-by-hop fields intact; nothing of it is cached.
+            return self.pass(parts, body, origin, Forward::Bypass, mode).await;
+        }
+        // In a shared cache the key and every variant are computed from
+        // exactly the request the origin receives: fields a client names
+        // in `Connection` go before keying. A request that names `Host`
+        // there would be keyed for one site and answered for another: it
+        // is not cached.
+        let mut names_host = false;
+        if self.inner.options.shared {
+            names_host = directives::connection_names(&parts.headers, &header::HOST);
+            remove_hop_by_hop(&mut parts.headers);
+        }
+        let cacheable = readable && !names_host && has_valid_target(&parts);
         if !cacheable {
             if readable && (mode == CacheMode::OnlyIfCached || rules::only_if_cached(&parts)) {
                 // Nothing may be stored for such a target, and the origin
@@ -284,6 +307,7 @@ impl<S: Storage> HttpCache<S> {
                 now,
                 index,
                 flight,
+                storing: Storing::No,
             };
             return Found::Origin {
                 exchange,
@@ -336,7 +360,10 @@ impl<S: Storage> HttpCache<S> {
         if let Some(flight) = coalescing.leads.take() {
             return Joined::Go(Some(flight));
         }
-        if coalescing.alone || !rules::may_collapse(parts, mode, self.inner.options.shared) {
+        if coalescing.alone
+            || !rules::may_collapse(parts, mode, self.inner.options.shared)
+            || self.inner.passes.holds(key, self.now())
+        {
             return Joined::Go(None);
         }
         let role = match coalescing.gave_up.take() {

@@ -15,6 +15,7 @@ use crate::origin::Origin;
 use crate::rules;
 use crate::status::{BodySource, CacheStatus, Forward};
 use crate::storage::Storage;
+use crate::store::Storing;
 
 impl<S: Storage> HttpCache<S> {
     /// Forwards a request the cache does not answer, and invalidates what a
@@ -62,6 +63,7 @@ impl<S: Storage> HttpCache<S> {
                     now: self.now(),
                     index: None,
                     flight: None,
+                    storing: Storing::No,
                 };
                 self.store(&mut exchange, response, &mut status).await
             }
@@ -135,7 +137,7 @@ impl<S: Storage> HttpCache<S> {
         let mut status = CacheStatus::forward(why);
         status.fwd_status = Some(response.status().as_u16());
         let response = self.store(&mut exchange, response, &mut status).await;
-        Ok(self.finish(&exchange.parts, response, &status, client_conditions))
+        Ok(self.finish(&mut exchange, response, &status, client_conditions))
     }
 }
 

@@ -65,6 +65,7 @@ mod directives;
 mod engine;
 mod forward;
 mod freshness;
+mod hit_for_pass;
 mod layer;
 mod lookup;
 mod metrics;
@@ -92,12 +93,12 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 
 pub use body::{CacheBody, boxed, empty, full};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use directives::remove_hop_by_hop;
+pub use directives::{is_upgrade, remove_hop_by_hop};
 pub use engine::HttpCache;
 pub use layer::{CacheLayer, CacheService};
 pub use metrics::MetricsSnapshot;
 pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
-pub use respcache_core::StoreHints;
+pub use respcache_core::{CommitWatch, StoreHints};
 pub use status::{BodySource, CacheStatus, Forward};
-pub use storage::{Buffered, PutFailed, Storage, Stored, Streaming};
+pub use storage::{Buffered, PutFailed, Putting, Storage, Stored, Streaming};

@@ -66,6 +66,38 @@ pub struct Options {
     /// Heuristic freshness, as a fraction of the time since
     /// `Last-Modified`, for responses that state no lifetime.
     pub heuristic_fraction: f32,
+    /// Shared caches only. Store a response that states no freshness
+    /// (`max-age`, `s-maxage`, `Expires`) and has no validator (`ETag`,
+    /// `Last-Modified`), as RFC 9111 allows. Such a response can never be
+    /// served fresh, only stale: to a `max-stale` request, or while the
+    /// origin is down. Default `false`: not stored.
+    pub store_unmarked: bool,
+    /// Shared caches only. Serve a response stale (for `max-stale`,
+    /// `stale-if-error`, or while the origin is unreachable) only when it
+    /// stated its own freshness; one stored for its validator alone, or
+    /// fresh by heuristic, is revalidated instead. Default `true`: a
+    /// session page the origin sent without `Cache-Control` is never
+    /// replayed to another client.
+    pub stale_only_if_explicit: bool,
+    /// Shared caches only. A response with `Set-Cookie` is stored only
+    /// when the origin marked it shareable (`public`, `s-maxage`, or a
+    /// `Surrogate-Control` `max-age` for this cache), and a `304`'s
+    /// `Set-Cookie` reaches the client that revalidated but is never
+    /// merged into the stored entry. Default `true`.
+    pub private_set_cookie: bool,
+    /// How long a key whose last response could not be stored is
+    /// remembered (hit-for-pass): its requests then go to the origin side
+    /// by side instead of waiting for one another's responses, which they
+    /// could not share. Zero turns it off. Default 60 s.
+    pub hit_for_pass: Duration,
+    /// The most keys remembered for hit-for-pass; the oldest go first.
+    /// Default 10 000.
+    pub hit_for_pass_keys: usize,
+    /// The longest a transfer the cache makes on its own may last: a
+    /// background revalidation, or the rest of a body being stored after
+    /// its client got its answer (a `304` to its own condition). Past it
+    /// the transfer, and its store, are abandoned. Default 60 s.
+    pub background_deadline: Duration,
     /// Requests that miss while another request for the same key is at the
     /// origin wait for it and read its response as it arrives. This bounds
     /// the bytes held for them per key: the origin is read no further
@@ -103,6 +135,12 @@ impl Default for Options {
             cache_name: "respcache".to_owned(),
             key: Arc::new(default_key),
             heuristic_fraction: 0.1,
+            store_unmarked: false,
+            stale_only_if_explicit: true,
+            private_set_cookie: true,
+            hit_for_pass: Duration::from_secs(60),
+            hit_for_pass_keys: 10_000,
+            background_deadline: Duration::from_secs(60),
             serve_stale_when_disconnected: true,
             surrogate: None,
             coalesce_buffer: 1024 * 1024,
@@ -122,6 +160,13 @@ impl fmt::Debug for Options {
             .field("max_ttl", &self.max_ttl)
             .field("cache_name", &self.cache_name)
             .field("heuristic_fraction", &self.heuristic_fraction)
+            .field("store_unmarked", &self.store_unmarked)
+            .field("stale_only_if_explicit", &self.stale_only_if_explicit)
+            .field("private_set_cookie", &self.private_set_cookie)
+            .field("hit_for_pass", &self.hit_for_pass)
+            .field("hit_for_pass_keys", &self.hit_for_pass_keys)
+            .field("background_deadline", &self.background_deadline)
+            .field("surrogate", &self.surrogate)
             .field("coalesce_buffer", &self.coalesce_buffer)
             .field("coalesce_wait", &self.coalesce_wait)
             .field("coalesce_stall", &self.coalesce_stall)

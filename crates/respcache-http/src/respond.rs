@@ -10,11 +10,12 @@ use http::{HeaderMap, Method, Response, StatusCode, request};
 use crate::body::{self, CacheBody};
 use crate::conditional;
 use crate::directives::remove_hop_by_hop;
-use crate::engine::HttpCache;
+use crate::engine::{Exchange, HttpCache};
 use crate::options::Options;
 use crate::range::{self, RangeAnswer};
 use crate::status::{BodySource, CacheStatus};
 use crate::storage::{Storage, Stored};
+use crate::store::Storing;
 use crate::surrogate;
 use crate::vary;
 
@@ -23,7 +24,7 @@ impl<S: Storage> HttpCache<S> {
     /// the client's own conditions answered.
     pub(crate) fn finish(
         &self,
-        parts: &request::Parts,
+        exchange: &mut Exchange,
         response: Response<CacheBody>,
         status: &CacheStatus,
         conditions: conditional::Conditions,
@@ -32,11 +33,14 @@ impl<S: Storage> HttpCache<S> {
         self.add_status(&mut head.headers, status);
         head.extensions.insert(BodySource::Origin);
         if head.status == StatusCode::OK
-            && parts.method == Method::GET
+            && exchange.parts.method == Method::GET
             && conditions.not_modified(&head.headers)
         {
-            // The body still has to be read for the store to complete.
-            tokio::spawn(body::drain(body));
+            // A body being stored is read on for the store to complete,
+            // within bounds; any other is dropped unread.
+            if let Storing::Yes(commit) = std::mem::take(&mut exchange.storing) {
+                body::finish_storing(body, commit, self.inner.options.background_deadline);
+            }
             return Response::from_parts(conditional::not_modified_head(&head), body::empty());
         }
         Response::from_parts(head, body)
@@ -82,7 +86,7 @@ impl<S: Storage> HttpCache<S> {
             }
         };
         if must_read {
-            tokio::spawn(body::drain(body));
+            body::finish_storing(body, None, self.inner.options.background_deadline);
         }
         Response::from_parts(head, body::empty())
     }

@@ -48,12 +48,8 @@ impl<S: Storage> HttpCache<S> {
         conditional::add_validators(&mut forward.headers, &stored.head.headers);
         self.announce(&mut forward.headers);
         let freshness = self.freshness(&stored.head, now);
-        let stale_if_error = stale::within_stale_if_error(
-            &parts.headers,
-            &stored.head.headers,
-            &freshness,
-            options.shared,
-        );
+        let stale_if_error =
+            stale::within_stale_if_error(&parts.headers, &stored.head.headers, &freshness, options);
         let mut status = CacheStatus::forward(Forward::Stale);
         let response = match origin.send(Request::from_parts(forward, body)).await {
             Ok(response) => response,
@@ -83,7 +79,7 @@ impl<S: Storage> HttpCache<S> {
         drop(stored);
         exchange.mode = CacheMode::Default;
         let response = self.store(&mut exchange, response, &mut status).await;
-        Ok(self.finish(&exchange.parts, response, &status, client_conditions))
+        Ok(self.finish(&mut exchange, response, &status, client_conditions))
     }
 
     /// A `304` answered the validators of `stored`: its fields go into the
@@ -98,18 +94,30 @@ impl<S: Storage> HttpCache<S> {
     ) -> Response<CacheBody> {
         self.inner.metrics.not_modified();
         let received = self.now();
-        let mut merged = conditional::merge_304(&stored.head, update, received);
+        let options = &self.inner.options;
+        // In a shared cache one client's new cookie is that client's: it
+        // goes in the answer to it, never into the stored entry.
+        let keep_cookie_out =
+            options.shared && options.private_set_cookie && update.contains_key(header::SET_COOKIE);
+        let for_storage = if keep_cookie_out {
+            let mut without = update.clone();
+            without.remove(header::SET_COOKIE);
+            conditional::merge_304(&stored.head, &without, received)
+        } else {
+            conditional::merge_304(&stored.head, update, received)
+        };
+        let mut merged = for_storage;
         freshness::mark_received(&mut merged.headers, received);
         let parts = &exchange.parts;
         let policy = self.policy(parts, &merged, received);
         let hints = self.hints(&merged, exchange.mode, received);
         let head = respcache_core::clone_head(&merged);
-        let update = self
+        let updated = self
             .inner
             .storage
             .update_head(&key, head, policy.clone(), hints.clone())
             .await;
-        let (body, must_read) = match update {
+        let (body, must_read) = match updated {
             Ok(true) => {
                 // The new head is stored: followers may read it now, not
                 // once this client has read the body.
@@ -134,6 +142,12 @@ impl<S: Storage> HttpCache<S> {
         };
         let now = self.now();
         status.ttl = Some(self.freshness(&merged, now).ttl_seconds());
+        if keep_cookie_out {
+            merged.headers.remove(header::SET_COOKIE);
+            for cookie in update.get_all(header::SET_COOKIE) {
+                merged.headers.append(header::SET_COOKIE, cookie.clone());
+            }
+        }
         let refreshed = Stored {
             head: merged,
             policy,
@@ -181,9 +195,17 @@ impl<S: Storage> HttpCache<S> {
                 key,
             };
             if let Ok(request) = request {
-                let response = cache.revalidate_detached(request, origin).await;
-                if let Err(error) = response {
-                    tracing::info!(key = %abbreviate_key(&done.key), %error, "background revalidation failed");
+                let deadline = cache.inner.options.background_deadline;
+                let revalidated =
+                    tokio::time::timeout(deadline, cache.revalidate_detached(request, origin));
+                match revalidated.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(error)) => {
+                        tracing::info!(key = %abbreviate_key(&done.key), %error, "background revalidation failed");
+                    }
+                    Err(_) => {
+                        tracing::info!(key = %abbreviate_key(&done.key), ?deadline, "background revalidation ran past its deadline; abandoned");
+                    }
                 }
             }
         });

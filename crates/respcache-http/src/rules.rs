@@ -13,7 +13,7 @@ use crate::body::CacheBody;
 use crate::directives::{Delta, Directives};
 use crate::freshness::{Freshness, HEURISTIC_STATUSES};
 use crate::options::{CacheMode, Options};
-use crate::stale::may_serve_stale;
+use crate::stale::{may_serve_stale, may_stand_in};
 use crate::status::Forward;
 use crate::surrogate::SurrogateControl;
 
@@ -75,7 +75,7 @@ pub(crate) fn choose(
         return Choice::Serve;
     }
     let may_be_stale = within_cap && may_serve_stale(stored, options.shared);
-    if may_be_stale && !freshness.is_fresh() && acceptable_age {
+    if may_be_stale && may_stand_in(stored, options) && !freshness.is_fresh() && acceptable_age {
         match request_cc.delta("max-stale") {
             Delta::Seconds(max) if freshness.staleness().as_secs() <= max => return Choice::Serve,
             // `max-stale` without a (valid) value accepts any staleness.
@@ -123,9 +123,9 @@ pub(crate) fn may_store(
         }
 }
 
-/// RFC 9111 §3: whether a response to a `GET` may be stored. Partial
-/// (`206`) and `304` responses are not stored: this cache keeps whole
-/// responses only.
+/// RFC 9111 §3: whether a response to a `GET` may be stored, with the
+/// shared-cache defaults of [`Options`] on top. Partial (`206`) and `304`
+/// responses are not stored: this cache keeps whole responses only.
 pub(crate) fn storable(
     request: &request::Parts,
     head: &response::Parts,
@@ -136,19 +136,14 @@ pub(crate) fn storable(
         return false;
     }
     let shared = options.shared;
-    let surrogate = options
-        .surrogate
-        .as_deref()
-        .and_then(|token| SurrogateControl::of(&head.headers, token));
-    if let Some(control) = surrogate {
-        // Surrogate-Control takes precedence over Cache-Control.
-        if control.no_store {
-            return false;
-        }
-        if control.max_age.is_some() {
-            return true;
-        }
+    let surrogate = surrogate_control(&head.headers, options);
+    // Surrogate-Control takes precedence over Cache-Control for what it
+    // says (no-store, a lifetime), never over a request's no-store, a
+    // private response or an authorized request.
+    if surrogate.as_ref().is_some_and(|control| control.no_store) {
+        return false;
     }
+    let surrogate_lifetime = surrogate.is_some_and(|control| control.max_age.is_some());
     let request_cc = Directives::of(&request.headers);
     let cc = Directives::of(&head.headers);
     if request_cc.has("no-store") {
@@ -170,12 +165,45 @@ pub(crate) fn storable(
     {
         return false;
     }
+    let marked_shareable = cc.has("public") || cc.has("s-maxage") || surrogate_lifetime;
+    if shared
+        && options.private_set_cookie
+        && head.headers.contains_key(header::SET_COOKIE)
+        && !marked_shareable
+    {
+        return false;
+    }
+    let explicit = explicitly_fresh(&head.headers, options);
+    if shared && !options.store_unmarked && !explicit && !has_validator(&head.headers) {
+        return false;
+    }
     cc.has("public")
         || (!shared && cc.has("private"))
-        || head.headers.contains_key(header::EXPIRES)
-        || cc.has("max-age")
-        || (shared && cc.has("s-maxage"))
+        || explicit
         || HEURISTIC_STATUSES.contains(&status)
+}
+
+/// Whether a response states its own freshness to this cache:
+/// `max-age`, `s-maxage` (shared caches), `Expires`, or a
+/// `Surrogate-Control` `max-age` meant for it.
+pub(crate) fn explicitly_fresh(headers: &HeaderMap, options: &Options) -> bool {
+    let cc = Directives::of(headers);
+    cc.has("max-age")
+        || (options.shared && cc.has("s-maxage"))
+        || headers.contains_key(header::EXPIRES)
+        || surrogate_control(headers, options).is_some_and(|control| control.max_age.is_some())
+}
+
+/// Whether a response carries a validator to revalidate it with.
+pub(crate) fn has_validator(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::ETAG) || headers.contains_key(header::LAST_MODIFIED)
+}
+
+/// The `Surrogate-Control` directives meant for this cache, when it is a
+/// surrogate.
+fn surrogate_control(headers: &HeaderMap, options: &Options) -> Option<SurrogateControl> {
+    let token = options.surrogate.as_deref()?;
+    SurrogateControl::of(headers, token)
 }
 
 /// RFC 9110 §9.3.3: a response to a `POST` may answer later `GET`s of the
@@ -296,9 +324,12 @@ mod tests {
             ("max-age=10", "", 60, 10, Serve),
             ("max-age=x", "", 60, 10, Revalidate),
             ("min-fresh=55", "", 60, 10, Revalidate),
-            ("max-stale=20", "", 60, 70, Serve),
-            ("max-stale=5", "", 60, 70, Revalidate),
-            ("max-stale", "", 60, 7000, Serve),
+            ("max-stale=20", "max-age=60", 60, 70, Serve),
+            ("max-stale=5", "max-age=60", 60, 70, Revalidate),
+            ("max-stale", "max-age=60", 60, 7000, Serve),
+            // Stored without stating its freshness: never served stale
+            // in a shared cache.
+            ("max-stale", "", 60, 70, Revalidate),
             ("max-stale", "must-revalidate", 60, 70, Revalidate),
             ("max-stale", "s-maxage=60", 60, 70, Revalidate),
             ("only-if-cached", "", 60, 70, Unsatisfiable),
@@ -368,7 +399,8 @@ mod tests {
         // cache, in a private one.
         #[rustfmt::skip]
         let table = [
-            (200, None, "", true, true),
+            // Neither freshness nor a validator: never served fresh.
+            (200, None, "", false, true),
             (206, None, "max-age=60", false, false),
             (304, None, "max-age=60", false, false),
             (302, None, "", false, false),
@@ -376,12 +408,12 @@ mod tests {
             (200, None, "no-store", false, false),
             (200, Some(("cache-control", "no-store")), "", false, false),
             (200, None, "private", false, true),
-            (200, None, "private=\"x-a\"", true, true),
+            (200, None, "private=\"x-a\", max-age=60", true, true),
             (200, Some(("authorization", "x")), "max-age=60", false, true),
-            (200, Some(("authorization", "x")), "public", true, true),
+            (200, Some(("authorization", "x")), "public, max-age=60", true, true),
             (200, Some(("authorization", "x")), "s-maxage=5", true, true),
             (299, None, "no-store, must-understand", false, false),
-            (200, None, "no-store, must-understand", true, true),
+            (200, None, "no-store, must-understand, max-age=60", true, true),
         ];
         for (status, field, cc, in_shared, in_private) in table {
             let request = request(&field.into_iter().collect::<Vec<_>>());
@@ -399,5 +431,58 @@ mod tests {
                 "private: {row}"
             );
         }
+    }
+
+    #[test]
+    fn validators_cookies_and_a_surrogate_s_lifetime_decide_in_a_shared_cache() {
+        type Row = (&'static [(&'static str, &'static str)], bool, bool);
+        // Response fields, stored in a shared cache, in a private one.
+        #[rustfmt::skip]
+        let table: [Row; 8] = [
+            (&[("etag", "\"a\"")], true, true),
+            (&[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")], true, true),
+            (&[("cache-control", "max-age=60"), ("set-cookie", "sid=1")], false, true),
+            (&[("cache-control", "public, max-age=60"), ("set-cookie", "sid=1")], true, true),
+            (&[("cache-control", "s-maxage=60"), ("set-cookie", "sid=1")], true, true),
+            (&[("surrogate-control", "max-age=60"), ("set-cookie", "sid=1")], true, true),
+            (&[("surrogate-control", "max-age=60"), ("cache-control", "private")], false, true),
+            (&[("surrogate-control", "no-store"), ("cache-control", "max-age=60")], false, false),
+        ];
+        let surrogate = |shared| Options {
+            surrogate: Some("edge".into()),
+            shared,
+            ..Options::default()
+        };
+        let anyone = request(&[]);
+        for (fields, in_shared, in_private) in table {
+            let head = head(200, fields);
+            assert_eq!(
+                storable(&anyone, &head, &surrogate(true)),
+                in_shared,
+                "shared: {fields:?}"
+            );
+            assert_eq!(
+                storable(&anyone, &head, &surrogate(false)),
+                in_private,
+                "private: {fields:?}"
+            );
+        }
+        let authorized = request(&[("authorization", "x")]);
+        let lifetime = head(200, &[("surrogate-control", "max-age=60")]);
+        assert!(
+            !storable(&authorized, &lifetime, &surrogate(true)),
+            "a surrogate's lifetime is no permission"
+        );
+        let lenient = Options {
+            store_unmarked: true,
+            private_set_cookie: false,
+            ..Options::default()
+        };
+        assert!(storable(&anyone, &head(200, &[]), &lenient));
+        let cookie = head(
+            200,
+            &[("set-cookie", "a=1"), ("cache-control", "max-age=1")],
+        );
+        assert!(storable(&anyone, &cookie, &lenient));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use http::{HeaderMap, header};
+use http::HeaderMap;
 
 use crate::directives::Directives;
 use crate::freshness::Freshness;
@@ -18,10 +18,22 @@ pub(crate) fn may_serve_stale(stored: &HeaderMap, shared: bool) -> bool {
         && !(shared && (cc.has("proxy-revalidate") || cc.has("s-maxage")))
 }
 
+/// Whether a stale response may stand in for the origin's answer when
+/// nothing but the cache's own rule says so (`max-stale`,
+/// `stale-if-error`, a disconnected origin): as [`may_serve_stale`], and
+/// in a shared cache with [`Options::stale_only_if_explicit`], only when
+/// the response stated its own freshness.
+pub(crate) fn may_stand_in(stored: &HeaderMap, options: &Options) -> bool {
+    may_serve_stale(stored, options.shared)
+        && (!options.shared
+            || !options.stale_only_if_explicit
+            || crate::rules::explicitly_fresh(stored, options))
+}
+
 /// RFC 9111 §4.2.4: a cache that cannot reach the origin may serve a
 /// stale response unless the response forbids it.
 pub(crate) fn may_serve_disconnected(stored: &HeaderMap, options: &Options) -> bool {
-    options.serve_stale_when_disconnected && may_serve_stale(stored, options.shared)
+    options.serve_stale_when_disconnected && may_stand_in(stored, options)
 }
 
 /// RFC 5861 `stale-if-error`, from the response or the request: whether
@@ -30,14 +42,14 @@ pub(crate) fn within_stale_if_error(
     request: &HeaderMap,
     stored: &HeaderMap,
     freshness: &Freshness,
-    shared: bool,
+    options: &Options,
 ) -> bool {
     let window = [Directives::of(stored), Directives::of(request)]
         .iter()
         .filter_map(|cc| cc.delta("stale-if-error").seconds())
         .max();
     window.is_some_and(|window| {
-        may_serve_stale(stored, shared) && freshness.staleness() <= Duration::from_secs(window)
+        may_stand_in(stored, options) && freshness.staleness() <= Duration::from_secs(window)
     })
 }
 
@@ -61,9 +73,8 @@ pub(crate) fn keep_for(
         CacheMode::ForceCache | CacheMode::OnlyIfCached | CacheMode::IgnoreRules
     );
     let fresh_left = freshness.lifetime.saturating_sub(freshness.age);
-    let stale_ok = may_serve_stale(stored, options.shared);
     let cc = Directives::of(stored);
-    let windows = if stale_ok {
+    let windows = if may_serve_stale(stored, options.shared) {
         ["stale-while-revalidate", "stale-if-error"]
             .iter()
             .filter_map(|name| cc.delta(name).seconds())
@@ -76,10 +87,8 @@ pub(crate) fn keep_for(
     if forcing {
         keep = keep.max(options.max_ttl.unwrap_or(Duration::ZERO));
     }
-    let has_validator =
-        stored.contains_key(header::ETAG) || stored.contains_key(header::LAST_MODIFIED);
     let useful_stale =
-        has_validator || forcing || (stale_ok && options.serve_stale_when_disconnected);
+        crate::rules::has_validator(stored) || forcing || may_serve_disconnected(stored, options);
     if useful_stale {
         keep = keep.saturating_add(options.keep_stale);
     }
@@ -108,33 +117,69 @@ mod tests {
 
     #[test]
     fn stale_if_error_takes_the_wider_of_the_two_windows() {
+        let shared = Options::default();
         let stored = headers(&[("cache-control", "max-age=1, stale-if-error=10")]);
         let asks = headers(&[("cache-control", "stale-if-error=100")]);
+        let none = HeaderMap::new();
         assert!(within_stale_if_error(
-            &HeaderMap::new(),
+            &none,
             &stored,
             &freshness(1, 9),
-            true
+            &shared
         ));
         assert!(!within_stale_if_error(
-            &HeaderMap::new(),
+            &none,
             &stored,
             &freshness(1, 50),
-            true
+            &shared
         ));
         assert!(within_stale_if_error(
             &asks,
             &stored,
             &freshness(1, 50),
-            true
+            &shared
         ));
         let forbids = headers(&[("cache-control", "max-age=1, must-revalidate")]);
         assert!(!within_stale_if_error(
             &asks,
             &forbids,
             &freshness(1, 2),
-            true
+            &shared
         ));
+    }
+
+    #[test]
+    fn in_a_shared_cache_only_a_response_that_stated_its_freshness_stands_in() {
+        let shared = Options::default();
+        let unmarked = headers(&[("etag", "\"a\""), ("cache-control", "stale-if-error=100")]);
+        let explicit = headers(&[
+            ("etag", "\"a\""),
+            ("cache-control", "max-age=0, stale-if-error=100"),
+        ]);
+        let expires = headers(&[("expires", "Thu, 01 Jan 1970 00:00:00 GMT")]);
+        assert!(!may_stand_in(&unmarked, &shared));
+        assert!(!may_serve_disconnected(&unmarked, &shared));
+        assert!(!within_stale_if_error(
+            &HeaderMap::new(),
+            &unmarked,
+            &freshness(0, 5),
+            &shared
+        ));
+        assert!(may_stand_in(&explicit, &shared));
+        assert!(may_serve_disconnected(&expires, &shared));
+        let lenient = Options {
+            stale_only_if_explicit: false,
+            ..Options::default()
+        };
+        assert!(may_stand_in(&unmarked, &lenient));
+        let private = Options {
+            shared: false,
+            ..Options::default()
+        };
+        assert!(
+            may_stand_in(&unmarked, &private),
+            "a private cache serves its own user"
+        );
     }
 
     #[test]
@@ -148,39 +193,46 @@ mod tests {
             keep_for(&headers(fields), &freshness(60, 10), mode, options).as_secs()
         };
         let default = CacheMode::Default;
-        assert_eq!(keep(&[], default, &options), 50, "fresh time only");
+        let explicit = ("cache-control", "max-age=60");
+        assert_eq!(keep(&[explicit], default, &options), 50, "fresh time only");
         assert_eq!(
-            keep(&[("etag", "\"a\"")], default, &options),
+            keep(&[explicit, ("etag", "\"a\"")], default, &options),
             1050,
             "a validator earns the allowance"
         );
+        let windows = (
+            "cache-control",
+            "max-age=60, stale-while-revalidate=30, stale-if-error=300",
+        );
         assert_eq!(
-            keep(
-                &[(
-                    "cache-control",
-                    "stale-while-revalidate=30, stale-if-error=300"
-                )],
-                default,
-                &options
-            ),
+            keep(&[windows], default, &options),
             350,
             "the wider stale window"
         );
+        let strict = (
+            "cache-control",
+            "max-age=60, must-revalidate, stale-if-error=300",
+        );
         assert_eq!(
-            keep(
-                &[("cache-control", "must-revalidate, stale-if-error=300")],
-                default,
-                &options
-            ),
+            keep(&[strict], default, &options),
             50,
             "no stale window where stale is forbidden"
         );
-        assert_eq!(keep(&[], CacheMode::ForceCache, &options), 1050);
+        assert_eq!(keep(&[explicit], CacheMode::ForceCache, &options), 1050);
         let disconnected = Options {
             serve_stale_when_disconnected: true,
             ..options.clone()
         };
-        assert_eq!(keep(&[], default, &disconnected), 1050);
+        assert_eq!(
+            keep(&[explicit], default, &disconnected),
+            1050,
+            "served while the origin is down"
+        );
+        assert_eq!(
+            keep(&[], default, &disconnected),
+            50,
+            "but not an unmarked one, shared"
+        );
         let at_least_a_second = keep_for(&HeaderMap::new(), &freshness(0, 10), default, &options);
         assert_eq!(at_least_a_second, Duration::from_secs(1));
     }

@@ -9,8 +9,8 @@ use bytes::{Bytes, BytesMut};
 use http::Response;
 use http_body::Frame;
 use respcache_core::{
-    BoxError, CacheManager, CachePolicy, HttpResponse, Result, StoreHints, StreamingCacheManager,
-    TeeEvent, tee,
+    BoxError, CacheManager, CachePolicy, CommitWatch, HttpResponse, Result, StoreHints,
+    StreamingCacheManager, TeeEvent, tee,
 };
 use url::Url;
 
@@ -38,6 +38,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Stores a response whose body is still arriving and returns the body
     /// for the caller. The entry is committed when the returned body has
     /// been read to its end; a failed or abandoned body stores nothing.
+    /// Where the backend tells, [`Putting::commit`] says whether the
+    /// commit took place.
     /// When the backend refuses the entry, the error gives the body back
     /// (if the backend had not started on it) so that the caller still
     /// gets its response. `hints` say how long the entry is worth
@@ -50,7 +52,7 @@ pub trait Storage: Send + Sync + 'static {
         policy: CachePolicy,
         url: Url,
         hints: StoreHints,
-    ) -> std::result::Result<CacheBody, PutFailed>;
+    ) -> std::result::Result<Putting, PutFailed>;
 
     /// Removes the entry under `key`.
     async fn delete(&self, key: &str) -> Result<()>;
@@ -65,6 +67,17 @@ pub trait Storage: Send + Sync + 'static {
         policy: CachePolicy,
         hints: StoreHints,
     ) -> Result<bool>;
+}
+
+/// A store under way.
+#[derive(Debug)]
+pub struct Putting {
+    /// The body for the caller: the entry is committed once it has been
+    /// read to its end.
+    pub body: CacheBody,
+    /// Whether the entry was committed, once the body has ended; `None`
+    /// when the backend does not tell.
+    pub commit: Option<CommitWatch>,
 }
 
 /// A store that did not take place.
@@ -185,8 +198,9 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
         policy: CachePolicy,
         url: Url,
         hints: StoreHints,
-    ) -> std::result::Result<CacheBody, PutFailed> {
+    ) -> std::result::Result<Putting, PutFailed> {
         let (body, mut writer) = tee(body, 16);
+        let commit = body.commit_watch();
         let manager = self.manager.clone();
         let max_body = self.max_body;
         tokio::spawn(async move {
@@ -206,18 +220,22 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
                     }
                     TeeEvent::End => {
                         let response = HttpResponse::from_parts(head, bytes.freeze(), url);
-                        if let Err(error) =
-                            manager.put_with(key.clone(), response, policy, hints).await
-                        {
-                            tracing::warn!(key, %error, "storing a response failed; it was passed through");
+                        match manager.put_with(key.clone(), response, policy, hints).await {
+                            Ok(_) => writer.committed(),
+                            // Dropping the writer says nothing was stored.
+                            Err(error) => {
+                                tracing::warn!(key, %error, "storing a response failed; it was passed through")
+                            }
                         }
-                        writer.committed();
                         return;
                     }
                 }
             }
         });
-        Ok(body::boxed(body))
+        Ok(Putting {
+            body: body::boxed(body),
+            commit: Some(commit),
+        })
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
@@ -273,7 +291,7 @@ impl<M: StreamingCacheManager> Storage for Streaming<M> {
         policy: CachePolicy,
         url: Url,
         hints: StoreHints,
-    ) -> std::result::Result<CacheBody, PutFailed> {
+    ) -> std::result::Result<Putting, PutFailed> {
         let (body, slot) = Reclaimable::new(body);
         let response = Response::from_parts(head, body);
         match self
@@ -281,7 +299,13 @@ impl<M: StreamingCacheManager> Storage for Streaming<M> {
             .put_stream_with(key, response, policy, url, hints)
             .await
         {
-            Ok(stored) => Ok(body::boxed(stored.into_body())),
+            Ok(stored) => {
+                let commit = stored.extensions().get::<CommitWatch>().cloned();
+                Ok(Putting {
+                    body: body::boxed(stored.into_body()),
+                    commit,
+                })
+            }
             Err(error) => Err(PutFailed {
                 error,
                 body: slot.lock().ok().and_then(|mut slot| slot.take()),

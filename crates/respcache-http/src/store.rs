@@ -4,10 +4,10 @@
 
 use std::time::SystemTime;
 
-use http::{Request, Response, request, response};
+use http::{Method, Request, Response, request, response};
 use http_body::Body as _;
 use respcache_core::http_cache_semantics::CacheOptions;
-use respcache_core::{CachePolicy, StoreHints, abbreviate_key};
+use respcache_core::{CachePolicy, CommitWatch, StoreHints, abbreviate_key};
 use url::Url;
 
 use crate::body::{self, CacheBody};
@@ -18,13 +18,31 @@ use crate::options::{CacheMode, absolute_url};
 use crate::rules;
 use crate::stale;
 use crate::status::CacheStatus;
-use crate::storage::{PutFailed, Storage};
+use crate::storage::{PutFailed, Putting, Storage};
 use crate::vary::{self, VaryIndex};
+
+/// Bodies of at most this many bytes, by their declared length, are
+/// stored whole before their head goes out, so that `Cache-Status` can say
+/// `stored` truthfully and requests waiting for the same key find the
+/// entry committed.
+const STORED_BEFORE_HEAD: u64 = 64 * 1024;
+
+/// Whether the body of an exchange's response is being stored.
+#[derive(Debug, Default)]
+pub(crate) enum Storing {
+    /// It is not.
+    #[default]
+    No,
+    /// It is, and will be committed once it has been read; the watch (where
+    /// the backend gives one) says whether that happened.
+    Yes(Option<CommitWatch>),
+}
 
 impl<S: Storage> HttpCache<S> {
     /// Stores `response` where the rules (or the mode) allow, returning the
     /// response for the caller with a body that is stored as it is read.
-    /// Followers of the exchange's flight read it too.
+    /// Followers of the exchange's flight read it too. A key whose response
+    /// may not be stored is remembered for hit-for-pass.
     pub(crate) async fn store(
         &self,
         exchange: &mut Exchange,
@@ -35,13 +53,16 @@ impl<S: Storage> HttpCache<S> {
         vary::strip_internal(&mut head.headers);
         let options = &self.inner.options;
         let parts = &exchange.parts;
-        if !rules::may_store(parts, &head, exchange.mode, options) {
-            return Response::from_parts(head, body);
-        }
-        let Some(fields) = vary_fields(&head.headers) else {
-            return Response::from_parts(head, body);
-        };
-        let Ok(url) = Url::parse(&absolute_url(parts)) else {
+        let fields = vary_fields(&head.headers);
+        let url = Url::parse(&absolute_url(parts));
+        let (Some(fields), Ok(url), true) = (
+            fields,
+            url,
+            rules::may_store(parts, &head, exchange.mode, options),
+        ) else {
+            if parts.method == Method::GET {
+                self.pass_from_now_on(&exchange.key);
+            }
             return Response::from_parts(head, body);
         };
         let now = exchange.now;
@@ -51,6 +72,7 @@ impl<S: Storage> HttpCache<S> {
         rules::strip_qualified(&mut stored_head.headers, options.shared);
         freshness::mark_received(&mut stored_head.headers, now);
         let hints = self.hints(&stored_head, exchange.mode, now);
+        self.inner.passes.forget(&exchange.key);
         let mut vary = None;
         let store_key = if fields.is_empty() {
             exchange.key.clone()
@@ -74,23 +96,35 @@ impl<S: Storage> HttpCache<S> {
             status: CacheStatus::default(),
             vary,
         });
-        // A server never reads a body that is empty from the start (a 204,
-        // a HEAD), so such a store is completed here.
-        let empty = body.is_end_stream();
+        let small = body.is_end_stream()
+            || body
+                .size_hint()
+                .exact()
+                .is_some_and(|len| len <= STORED_BEFORE_HEAD);
         let put = self
             .inner
             .storage
             .put(store_key.clone(), stored_head, body, policy, url, hints)
             .await;
         let body = match put {
-            Ok(body) if empty => {
-                status.stored = body::drain(body).await;
-                self.inner.metrics.store();
-                body::empty()
+            Ok(Putting { body, commit }) if small => {
+                // Stored whole now; the flight ends when the exchange
+                // does, and its followers find the entry.
+                let (body, committed) = store_whole(body, commit).await;
+                match committed {
+                    Some(true) => self.inner.metrics.store(),
+                    Some(false) => self.inner.metrics.error(),
+                    // The body failed: nothing to store, no cache failure.
+                    None => {}
+                }
+                status.stored = committed == Some(true);
+                body
             }
-            Ok(body) => {
-                self.inner.metrics.store();
-                status.stored = true;
+            Ok(Putting { body, commit }) => {
+                // Committed, or not, once the body has been read: until
+                // then nobody can say it is stored.
+                self.count_commit(commit.clone());
+                exchange.storing = Storing::Yes(commit);
                 match (exchange.flight.take(), spooled) {
                     (Some(flight), Some(mut spooled)) => {
                         spooled.status = status.clone();
@@ -119,6 +153,34 @@ impl<S: Storage> HttpCache<S> {
         Response::from_parts(head, body)
     }
 
+    /// Counts a store that commits later, once it has: a store that fails
+    /// at the end (a full disk) is an error, not a store.
+    fn count_commit(&self, commit: Option<CommitWatch>) {
+        let Some(commit) = commit else {
+            self.inner.metrics.store();
+            return;
+        };
+        let cache = self.clone();
+        tokio::spawn(async move {
+            if commit.committed().await {
+                cache.inner.metrics.store();
+            }
+        });
+    }
+
+    /// Remembers `key` for hit-for-pass: its response could not be stored.
+    fn pass_from_now_on(&self, key: &str) {
+        let options = &self.inner.options;
+        if options.hit_for_pass.is_zero() {
+            return;
+        }
+        if let Some(until) = self.now().checked_add(options.hit_for_pass) {
+            self.inner
+                .passes
+                .remember(key, until, options.hit_for_pass_keys);
+        }
+    }
+
     /// Writes a new `Vary` index under the primary key; whether it is
     /// stored.
     async fn store_index(
@@ -143,7 +205,7 @@ impl<S: Storage> HttpCache<S> {
             )
             .await;
         let written = match put {
-            Ok(done) => body::drain(done).await,
+            Ok(Putting { body, commit }) => store_whole(body, commit).await.1 == Some(true),
             Err(failed) => {
                 tracing::warn!(key = %abbreviate_key(key), error = %failed.error, "storing a Vary index failed");
                 false
@@ -177,7 +239,10 @@ impl<S: Storage> HttpCache<S> {
             .put(key.to_owned(), head, body, policy, url, hints)
             .await
         {
-            Ok(body) => body,
+            Ok(putting) => {
+                self.count_commit(putting.commit);
+                putting.body
+            }
             Err(PutFailed { error, body }) => {
                 self.inner.metrics.error();
                 tracing::warn!(key = %abbreviate_key(key), %error, "refreshing a stored head failed");
@@ -238,4 +303,20 @@ fn as_get(parts: &request::Parts) -> Request<()> {
     *request.uri_mut() = parts.uri.clone();
     *request.headers_mut() = parts.headers.clone();
     request
+}
+
+/// Reads a small body being stored to its end, so that its store commits
+/// now; returns the body for the caller and, when the body was whole,
+/// whether the entry was committed (a backend that does not tell is taken
+/// at its word).
+async fn store_whole(body: CacheBody, commit: Option<CommitWatch>) -> (CacheBody, Option<bool>) {
+    let (body, complete) = body::read_whole(body).await;
+    if !complete {
+        return (body, None);
+    }
+    let committed = match commit {
+        Some(commit) => commit.committed().await,
+        None => true,
+    };
+    (body, Some(committed))
 }

@@ -95,7 +95,11 @@ async fn a_fresh_response_is_stored_then_served_with_its_age<S: Storage>(cache: 
     let origin = Origin::start(|_, _| {
         let mut r = response(
             200,
-            &[("cache-control", "max-age=60"), ("set-cookie", "a=1")],
+            // Shareable, so a shared cache keeps its cookies.
+            &[
+                ("cache-control", "public, max-age=60"),
+                ("set-cookie", "a=1"),
+            ],
             "hello",
         );
         r.headers_mut().append("set-cookie", "b=2".parse().unwrap());
@@ -779,7 +783,7 @@ impl Storage for Swallowing {
         _: respcache_core::CachePolicy,
         _: url::Url,
         _: respcache_http::StoreHints,
-    ) -> Result<respcache_http::CacheBody, respcache_http::PutFailed> {
+    ) -> Result<respcache_http::Putting, respcache_http::PutFailed> {
         let _ = body.frame().await;
         Err(respcache_http::PutFailed {
             error: "disk failed mid-write".into(),

@@ -411,6 +411,7 @@ impl StreamingCacheManager for RedisManager {
         let meta = Self::meta(cache_key, &parts, request_url, policy);
         let writer = write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
         let (tee, events) = respcache_core::tee(body, IN_FLIGHT);
+        let commit = tee.commit_watch();
         tokio::spawn(write::stream_entry(
             writer,
             meta,
@@ -418,7 +419,9 @@ impl StreamingCacheManager for RedisManager {
             self.options.max_body_size,
             self.options.old_chunk_grace,
         ));
-        Ok(http::Response::from_parts(parts, StreamingBody::boxed(tee)))
+        let mut response = http::Response::from_parts(parts, StreamingBody::boxed(tee));
+        response.extensions_mut().insert(commit);
+        Ok(response)
     }
 
     fn stream_response(&self, response: HttpResponse) -> Result<http::Response<StreamingBody>> {

@@ -158,10 +158,11 @@ pub(crate) async fn stream_entry(
                 }
             }
             TeeEvent::End => {
-                if let Err(err) = writer.commit(meta, old_chunk_grace).await {
-                    tracing::warn!(%key, error = %err, "cache commit failed");
+                match writer.commit(meta, old_chunk_grace).await {
+                    Ok(()) => events.committed(),
+                    // Dropping `events` tells the caller nothing was stored.
+                    Err(err) => tracing::warn!(%key, error = %err, "cache commit failed"),
                 }
-                events.committed();
                 return;
             }
         }
