@@ -136,7 +136,9 @@ pub(crate) fn evict(shared: &Shared, limit: u64) -> std::io::Result<u64> {
             entries.push(((!is_expired(&meta, now), used), meta.key, meta.body_len));
         }
     }
-    let target = limit / 10 * 9;
+    // Room for the stores under way: their bytes are on disk too.
+    let in_flight = shared.in_flight.load(std::sync::atomic::Ordering::Relaxed);
+    let target = (limit / 10 * 9).saturating_sub(in_flight);
     entries.sort_unstable_by_key(|(used, _, _)| *used);
     let mut evicted = 0;
     for (_, key, len) in entries {

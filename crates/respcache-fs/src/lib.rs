@@ -104,8 +104,11 @@ pub(crate) struct Options {
 }
 
 impl Builder {
-    /// Evict least recently used entries once the stored bodies exceed
-    /// `bytes` (down to nine tenths of it).
+    /// Evict entries once the stored bodies, with the temporary files of
+    /// this process's stores under way, exceed `bytes` (down to nine tenths
+    /// of it): first those past their lifetime, then the least recently
+    /// used. A store that would take the temporary files alone past it is
+    /// abandoned (a streamed body still reaches its caller).
     pub fn max_size(mut self, bytes: u64) -> Self {
         self.options.max_size = Some(bytes);
         self
@@ -161,6 +164,7 @@ impl Builder {
                 dirs_ready: AtomicBool::new(false),
                 recency: Mutex::new(HashMap::new()),
                 stored: AtomicU64::new(UNKNOWN),
+                in_flight: Arc::default(),
                 metadata_cache: Mutex::new(HashMap::new()),
             }),
         };
@@ -191,6 +195,9 @@ pub(crate) struct Shared {
     recency: Mutex<HashMap<String, u64>>,
     /// Bytes of stored bodies as far as this process knows, or `UNKNOWN`.
     stored: AtomicU64,
+    /// Bytes written by this process's stores under way (temporary files),
+    /// counted toward `max_size`.
+    pub(crate) in_flight: Arc<AtomicU64>,
     /// Metadata read or written by this process, by key, with the identity
     /// of the file it came from; see `read::open`.
     metadata_cache: Mutex<HashMap<String, (Arc<CacheMetadata>, FileStamp)>>,
@@ -301,7 +308,8 @@ impl Shared {
                     .saturating_add(added)
                     .saturating_sub(replaced.unwrap_or(0))
             });
-        if known.is_none_or(|stored| stored > limit)
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        if known.is_none_or(|stored| stored.saturating_add(in_flight) > limit)
             && let Err(err) = gc::evict(self, limit)
         {
             tracing::warn!(error = %err, "eviction failed");
@@ -427,7 +435,7 @@ impl CacheManager for StreamingManager {
             }));
         }
         self.blocking(move |shared| {
-            let mut writer = write::BodyWriter::create(shared)?;
+            let mut writer = write::BodyWriter::create(shared, &cache_key)?;
             writer.write(&response.body)?;
             let head = write::Head {
                 key: cache_key,

@@ -32,7 +32,7 @@ where
 /// then passes through untouched.
 fn write_entry(shared: &Shared, head: Head, mut events: TeeWriter) {
     let key = respcache_core::abbreviate_key(&head.key);
-    let mut writer = match BodyWriter::create(shared) {
+    let mut writer = match BodyWriter::create(shared, &head.key) {
         Ok(writer) => writer,
         Err(err) => {
             tracing::warn!(%key, error = %err, "cache write failed; passing the body through");

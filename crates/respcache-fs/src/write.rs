@@ -4,6 +4,8 @@
 use std::fs::File;
 use std::io::{ErrorKind, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::response::Parts;
 use respcache_core::{BoxError, CacheError, CachePolicy};
@@ -26,6 +28,14 @@ pub(crate) struct BodyWriter {
     check: XxHash3_64,
     len: u64,
     committed: bool,
+    /// The process's bytes of stores under way, this one's included.
+    in_flight: Arc<AtomicU64>,
+    /// This store's share of them.
+    len_under_way: u64,
+    /// The key being stored, for errors.
+    key: String,
+    /// What they may add up to (`max_size`).
+    budget: Option<u64>,
 }
 
 /// The head of the response being stored.
@@ -53,7 +63,7 @@ pub(crate) fn expires_at(hints: &respcache_core::StoreHints) -> Option<u64> {
 }
 
 impl BodyWriter {
-    pub(crate) fn create(shared: &Shared) -> Result<Self, CacheError> {
+    pub(crate) fn create(shared: &Shared, key: &str) -> Result<Self, CacheError> {
         shared.ensure_dirs()?;
         let tmp = shared.layout.tmp_path("body");
         let open = || File::options().write(true).create_new(true).open(&tmp);
@@ -74,6 +84,10 @@ impl BodyWriter {
             check: XxHash3_64::new(),
             len: 0,
             committed: false,
+            in_flight: shared.in_flight.clone(),
+            len_under_way: 0,
+            key: key.to_owned(),
+            budget: shared.options.max_size,
         })
     }
 
@@ -82,12 +96,25 @@ impl BodyWriter {
     }
 
     pub(crate) fn write(&mut self, chunk: &[u8]) -> Result<(), CacheError> {
+        let added = chunk.len() as u64;
+        let under_way = self.in_flight.fetch_add(added, Ordering::Relaxed) + added;
+        // Counted from here until the commit or the drop.
+        self.len_under_way += added;
+        if let Some(budget) = self.budget
+            && under_way > budget
+        {
+            return Err(CacheError::TooLarge {
+                key: self.key.clone(),
+                size: under_way,
+                limit: budget,
+            });
+        }
         self.sha.update(chunk);
         self.check.write(chunk);
         self.file
             .write_all(chunk)
             .map_err(|e| CacheError::io("write", &self.tmp, e))?;
-        self.len += chunk.len() as u64;
+        self.len += added;
         Ok(())
     }
 
@@ -102,6 +129,9 @@ impl BodyWriter {
         let link_path = layout.link_path(&link);
         place_body(layout, &self.tmp, &digest, &link_path)?;
         self.committed = true;
+        // Its bytes are about to count as stored.
+        self.in_flight
+            .fetch_sub(std::mem::take(&mut self.len_under_way), Ordering::Relaxed);
 
         let meta = CacheMetadata {
             format: FORMAT_VERSION,
@@ -136,6 +166,9 @@ impl BodyWriter {
 
 impl Drop for BodyWriter {
     fn drop(&mut self) {
+        // Abandoned, its bytes are no longer under way.
+        self.in_flight
+            .fetch_sub(self.len_under_way, Ordering::Relaxed);
         if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use respcache_conformance::{bytes_below, fixtures};
-use respcache_core::{CacheError, CacheManager, StoreHints, StreamingCacheManager};
+use respcache_core::{CacheError, CacheManager, CommitWatch, StoreHints, StreamingCacheManager};
 use respcache_fs::StreamingManager;
 
 fn body_of(len: usize, seed: u8) -> Bytes {
@@ -235,6 +235,69 @@ async fn metadata_of_another_format_version_is_a_miss_and_left_alone() {
     assert!(manager.get("k").await.unwrap().is_none());
     assert!(manager.get_stream("k").await.unwrap().is_none());
     assert!(path.exists(), "another version's entry was removed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_under_way_count_toward_max_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StreamingManager::builder(dir.path().into())
+        .max_size(1024 * 1024)
+        .build();
+    let template = fixtures::response(Bytes::new());
+    let start = |key: &str| {
+        let (feed, origin) = fixtures::channel_body();
+        let response = template.parts().unwrap().into_response(origin);
+        let putting = manager.put_stream(
+            key.into(),
+            response,
+            fixtures::policy_for(&template),
+            template.url.clone(),
+        );
+        (feed, putting)
+    };
+    // An endless stream, 900 KiB in: held in a temporary file.
+    let (endless, putting) = start("endless");
+    let endless_body = putting.await.unwrap().into_body();
+    let reading = tokio::spawn(endless_body.collect());
+    for i in 0..9u8 {
+        endless.send(Ok(body_of(100 * 1024, i))).await.unwrap();
+    }
+    // A second store of 300 KiB would take the budget past 1 MiB: it is
+    // abandoned, and its caller still gets every byte.
+    let (second, putting) = start("second");
+    let second_response = putting.await.unwrap();
+    let commit = second_response
+        .extensions()
+        .get::<CommitWatch>()
+        .cloned()
+        .expect("a commit watch");
+    let second_body = second_response.into_body();
+    let second_reading = tokio::spawn(second_body.collect());
+    let sent = body_of(300 * 1024, 42);
+    for chunk in sent.chunks(64 * 1024) {
+        second
+            .send(Ok(Bytes::copy_from_slice(chunk)))
+            .await
+            .unwrap();
+    }
+    drop(second);
+    let got = second_reading.await.unwrap().unwrap().to_bytes();
+    assert_eq!(got, sent, "the caller's body is whole");
+    assert!(!commit.committed().await, "committed past the budget");
+    assert!(
+        manager.get("second").await.unwrap().is_none(),
+        "stored past the budget"
+    );
+    drop(endless);
+    reading.await.unwrap().unwrap();
+    assert!(
+        manager.get("endless").await.unwrap().is_some(),
+        "900 KiB fit"
+    );
+    // Both writers are done: nothing counts as under way any more, and a
+    // small store fits again.
+    put(&manager, "small", body_of(50 * 1024, 7)).await;
+    assert!(manager.get("small").await.unwrap().is_some());
 }
 
 #[tokio::test]
