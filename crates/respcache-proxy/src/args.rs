@@ -4,130 +4,141 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::{Parser, ValueEnum};
 use http::Uri;
+use ipnet::IpNet;
 
 /// Which backend stores responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Backend {
     /// `respcache-fs`: content-addressed files, streaming both ways.
     Fs,
-    /// `respcache-cacache`: cacache, bodies gathered in memory.
+    /// `respcache-cacache`: cacache, bodies gathered in memory. It never
+    /// evicts: `--max-size` does not apply to it.
     Cacache,
 }
 
-/// The proxy's settings.
-#[derive(Debug, Clone)]
+/// A caching reverse proxy: respcache's RFC 9111 engine in front of one
+/// origin. What the cache does not answer passes through.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "respcache-proxy", version, about, max_term_width = 100)]
 pub struct Args {
-    /// The origin, `http://HOST:PORT`.
+    /// The origin every request not served from cache goes to,
+    /// `http://HOST:PORT`.
+    #[arg(long, value_name = "URL", value_parser = parse_upstream)]
     pub upstream: Uri,
     /// Where clients connect.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Where the metrics endpoint listens, if anywhere.
+    /// Where `GET /metrics` is served (Prometheus text); none by default.
+    #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
     /// The storage backend.
+    #[arg(long, value_enum, default_value_t = Backend::Fs)]
     pub backend: Backend,
     /// The cache directory.
+    #[arg(long, value_name = "PATH", default_value = "respcache-cache")]
     pub dir: PathBuf,
-    /// The most bytes the fs backend keeps.
-    pub max_size: Option<u64>,
-    /// The longest wait for the origin's response head.
+    /// The most bytes of bodies the fs backend keeps, temporary files of
+    /// stores under way included; past it, entries past their lifetime and
+    /// then the least recently used are evicted. Sizes take KiB, MiB or
+    /// GiB.
+    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
+    pub max_size: u64,
+    /// The largest body stored; a larger one still reaches its client
+    /// whole, uncached.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_body_size: u64,
+    /// Longest wait for the origin's response head, then 502 or a stale
+    /// entry.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
     pub origin_timeout: Duration,
+    /// Longest wait for a client's request head, and for the next request
+    /// on an idle connection; the connection is closed after it.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
+    pub client_timeout: Duration,
+    /// Store responses that state no freshness and have no validator
+    /// (never served fresh; off by default, as nginx).
+    #[arg(long)]
+    pub store_unmarked: bool,
+    /// Serve responses stored without stated freshness stale too
+    /// (`max-stale`, `stale-if-error`, origin down); off by default.
+    #[arg(long)]
+    pub serve_stale_unmarked: bool,
+    /// Store responses with `Set-Cookie` that are not marked `public` or
+    /// `s-maxage`, and merge a 304's `Set-Cookie` into the entry; off by
+    /// default, as nginx and Varnish.
+    #[arg(long)]
+    pub share_set_cookie: bool,
+    /// How long a URL whose response could not be stored skips request
+    /// coalescing (hit-for-pass); 0 turns it off.
+    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds_or_zero)]
+    pub hit_for_pass: Duration,
+    /// Peers whose `Forwarded`, `X-Forwarded-*` fields are kept and
+    /// extended (addresses or networks, comma-separated); from anyone
+    /// else they are dropped and replaced.
+    #[arg(long, value_name = "NETS", value_delimiter = ',', value_parser = parse_net)]
+    pub trust_forwarded: Vec<IpNet>,
+    /// This proxy's name in `Via`; a request that already names it is a
+    /// loop and gets 508. Default: `respcache-` and a random id.
+    #[arg(long, value_name = "NAME")]
+    pub via_name: Option<String>,
 }
 
-pub const USAGE: &str = "\
-usage: respcache-proxy --upstream http://HOST:PORT [--listen ADDR] [--admin ADDR]
-                       [--backend fs|cacache] [--dir PATH] [--max-size BYTES]
-                       [--origin-timeout SECONDS]
+fn parse_upstream(value: &str) -> Result<Uri, String> {
+    let uri: Uri = value.parse().map_err(|e| format!("{e}"))?;
+    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+        return Err("expected http://HOST:PORT".into());
+    }
+    // Requests keep their own paths: a base path would be dropped without
+    // a word.
+    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
+        return Err("expected http://HOST:PORT, without a path".into());
+    }
+    Ok(uri)
+}
 
-  --upstream  the origin every request not served from cache goes to
-  --listen    address for clients (default 127.0.0.1:8080)
-  --admin     address for GET /metrics in Prometheus text (default: none)
-  --backend   fs (default: streaming, content-addressed files) or cacache
-  --dir       cache directory (default ./respcache-cache)
-  --max-size  most bytes the fs backend keeps before evicting (default: no limit)
-  --origin-timeout
-              longest wait for the origin's response head, then 502 or a
-              stale entry (default 60)
+/// A byte count: digits, optionally followed by `KiB`, `MiB` or `GiB`.
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("{value:?} is not a size (digits, then KiB, MiB or GiB)"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?}: use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("{value:?} is too large"))
+}
 
-Logs go to stderr; RUST_LOG sets the level (default info).";
-
-impl Args {
-    /// Parses `args` (without the program name).
-    pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, String> {
-        let mut upstream = None;
-        let mut listen: SocketAddr = ([127, 0, 0, 1], 8080).into();
-        let mut admin = None;
-        let mut backend = Backend::Fs;
-        let mut dir = PathBuf::from("respcache-cache");
-        let mut max_size = None;
-        let mut origin_timeout = Duration::from_secs(60);
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            if flag == "-h" || flag == "--help" {
-                return Err(String::new());
-            }
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            match flag.as_str() {
-                "--upstream" => {
-                    let uri: Uri = value
-                        .parse()
-                        .map_err(|e| format!("--upstream {value}: {e}"))?;
-                    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-                        return Err(format!("--upstream {value}: expected http://HOST:PORT"));
-                    }
-                    // Requests keep their own paths: a base path would be
-                    // dropped without a word.
-                    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-                        return Err(format!(
-                            "--upstream {value}: expected http://HOST:PORT, without a path"
-                        ));
-                    }
-                    upstream = Some(uri);
-                }
-                "--listen" => listen = socket(&flag, &value)?,
-                "--admin" => admin = Some(socket(&flag, &value)?),
-                "--backend" => {
-                    backend = match value.as_str() {
-                        "fs" => Backend::Fs,
-                        "cacache" => Backend::Cacache,
-                        other => return Err(format!("--backend {other}: expected fs or cacache")),
-                    }
-                }
-                "--dir" => dir = PathBuf::from(value),
-                "--max-size" => {
-                    max_size = Some(
-                        value
-                            .parse()
-                            .map_err(|e| format!("--max-size {value}: {e}"))?,
-                    )
-                }
-                "--origin-timeout" => {
-                    let seconds: u64 = value
-                        .parse()
-                        .map_err(|e| format!("--origin-timeout {value}: {e}"))?;
-                    if seconds == 0 {
-                        return Err(format!("--origin-timeout {value}: must be at least 1"));
-                    }
-                    origin_timeout = Duration::from_secs(seconds);
-                }
-                other => return Err(format!("unknown flag {other}")),
-            }
-        }
-        let upstream = upstream.ok_or("--upstream is required")?;
-        Ok(Self {
-            upstream,
-            listen,
-            admin,
-            backend,
-            dir,
-            max_size,
-            origin_timeout,
-        })
+fn parse_seconds(value: &str) -> Result<Duration, String> {
+    match parse_seconds_or_zero(value)? {
+        Duration::ZERO => Err("must be at least 1".into()),
+        seconds => Ok(seconds),
     }
 }
 
-fn socket(flag: &str, value: &str) -> Result<SocketAddr, String> {
-    value.parse().map_err(|e| format!("{flag} {value}: {e}"))
+fn parse_seconds_or_zero(value: &str) -> Result<Duration, String> {
+    value
+        .parse()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{value:?} is not a whole number of seconds"))
+}
+
+fn parse_net(value: &str) -> Result<IpNet, String> {
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an address nor a network"))
 }
 
 #[cfg(test)]
@@ -135,7 +146,8 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Args, String> {
-        Args::parse(args.iter().map(|s| s.to_string()))
+        Args::try_parse_from(std::iter::once("respcache-proxy").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
     }
 
     #[test]
@@ -146,39 +158,45 @@ mod tests {
             "--backend",
             "cacache",
             "--max-size",
-            "10",
+            "10MiB",
+            "--trust-forwarded",
+            "10.0.0.0/8,::1",
         ])
         .unwrap();
         assert_eq!(args.backend, Backend::Cacache);
-        assert_eq!(args.max_size, Some(10));
+        assert_eq!(args.max_size, 10 << 20);
+        assert_eq!(args.max_body_size, 64 << 20, "the default");
+        assert_eq!(args.trust_forwarded.len(), 2);
         assert!(parse(&[]).unwrap_err().contains("--upstream"));
-        assert!(
-            parse(&["--upstream", "https://x"])
-                .unwrap_err()
-                .contains("http://HOST:PORT")
-        );
+        let https = parse(&["--upstream", "https://x"]).unwrap_err();
+        assert!(https.contains("http://HOST:PORT"), "{https}");
         assert!(
             parse(&["--upstream", "http://x:1", "--backend", "s3"])
                 .unwrap_err()
                 .contains("s3")
         );
-        assert!(
-            parse(&["--upstream", "http://x:1", "--listen"])
-                .unwrap_err()
-                .contains("needs a value")
-        );
-        assert!(
-            parse(&["--upstream", "http://x:1/base"])
-                .unwrap_err()
-                .contains("without a path")
-        );
+        let base = parse(&["--upstream", "http://x:1/base"]).unwrap_err();
+        assert!(base.contains("without a path"), "{base}");
         assert!(parse(&["--upstream", "http://x:1/"]).is_ok());
         let args = parse(&["--upstream", "http://x:1", "--origin-timeout", "5"]).unwrap();
         assert_eq!(args.origin_timeout, Duration::from_secs(5));
+        let zero = parse(&["--upstream", "http://x:1", "--origin-timeout", "0"]).unwrap_err();
+        assert!(zero.contains("at least 1"), "{zero}");
+        let net = parse(&["--upstream", "http://x:1", "--trust-forwarded", "nope"]).unwrap_err();
+        assert!(net.contains("neither an address nor a network"), "{net}");
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_size("17"), Ok(17));
+        assert_eq!(parse_size("2KiB"), Ok(2048));
+        assert_eq!(parse_size("3 GiB"), Ok(3 << 30));
+        assert!(parse_size("1GB").unwrap_err().contains("unknown unit"));
         assert!(
-            parse(&["--upstream", "http://x:1", "--origin-timeout", "0"])
+            parse_size("99999999999999GiB")
                 .unwrap_err()
-                .contains("at least 1")
+                .contains("too large")
         );
+        assert!(parse_size("MiB").is_err());
     }
 }

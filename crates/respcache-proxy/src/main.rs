@@ -9,26 +9,21 @@
 //! ```
 
 mod args;
+mod forwarding;
 mod metrics;
 mod server;
+mod tunnel;
 mod upstream;
 
 use std::process::ExitCode;
 
-use args::{Args, Backend, USAGE};
+use args::{Args, Backend};
+use clap::Parser;
 use respcache_http::{Buffered, HttpCache, Options, Streaming};
 
 fn main() -> ExitCode {
-    let args = match Args::parse(std::env::args().skip(1)) {
-        Ok(args) => args,
-        Err(message) => {
-            if !message.is_empty() {
-                eprintln!("respcache-proxy: {message}\n");
-            }
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // clap prints usage and exits 2 on a bad command line.
+    let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -52,6 +47,21 @@ fn main() -> ExitCode {
     }
 }
 
+/// The engine's options for a shared cache in front of one origin, with
+/// the command line's choices on the safety defaults.
+fn options(args: &Args) -> Options {
+    Options {
+        // A reverse proxy is the surrogate the origin addresses: it obeys
+        // Surrogate-Control meant for it and keeps the field from clients.
+        surrogate: Some("respcache".to_owned()),
+        store_unmarked: args.store_unmarked,
+        stale_only_if_explicit: !args.serve_stale_unmarked,
+        private_set_cookie: !args.share_set_cookie,
+        hit_for_pass: args.hit_for_pass,
+        ..Options::default()
+    }
+}
+
 async fn run(args: Args) -> Result<(), respcache_core::BoxError> {
     std::fs::create_dir_all(&args.dir).map_err(|e| {
         format!(
@@ -59,29 +69,23 @@ async fn run(args: Args) -> Result<(), respcache_core::BoxError> {
             args.dir.display()
         )
     })?;
-    // A reverse proxy is the surrogate the origin addresses: it obeys
-    // Surrogate-Control meant for it and keeps the field from clients.
-    let options = Options {
-        surrogate: Some("respcache".to_owned()),
-        ..Options::default()
-    };
+    let options = options(&args);
     match args.backend {
         Backend::Fs => {
-            let mut builder = respcache_fs::StreamingManager::builder(args.dir.clone());
-            if let Some(max_size) = args.max_size {
-                builder = builder.max_size(max_size);
-            }
-            let cache = HttpCache::new(Streaming::new(builder.build()), options);
+            let manager = respcache_fs::StreamingManager::builder(args.dir.clone())
+                .max_size(args.max_size)
+                .max_body_size(args.max_body_size)
+                .build();
+            let cache = HttpCache::new(Streaming::new(manager), options);
             server::serve(args, cache).await
         }
         Backend::Cacache => {
-            if args.max_size.is_some() {
-                tracing::warn!(
-                    "--max-size applies to the fs backend only; cacache keeps everything"
-                );
-            }
+            tracing::info!(
+                "the cacache backend never evicts: --max-size does not bound it (use --backend fs for a disk budget)"
+            );
             let manager = respcache_cacache::CACacheManager::new(args.dir.clone(), true);
-            let cache = HttpCache::new(Buffered::new(manager), options);
+            let max_body = usize::try_from(args.max_body_size).unwrap_or(usize::MAX);
+            let cache = HttpCache::new(Buffered::with_max_body(manager, max_body), options);
             server::serve(args, cache).await
         }
     }

@@ -1,6 +1,7 @@
 //! Accepting clients, answering them through the cache, and stopping
 //! cleanly on SIGTERM or Ctrl-C.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,22 +10,35 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
 use respcache_core::BoxError;
 use respcache_http::{CacheBody, HttpCache, Storage};
 use tokio::net::TcpListener;
 
 use crate::args::Args;
+use crate::forwarding::{Forwarding, Refusal};
 use crate::metrics::{Counted, Traffic};
 use crate::upstream::Upstream;
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What answering a client needs, shared by every connection.
+struct Context<S> {
+    cache: HttpCache<S>,
+    upstream: Upstream,
+    forwarding: Forwarding,
+    traffic: Arc<Traffic>,
+}
+
 /// Runs the proxy until SIGTERM or Ctrl-C.
 pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), BoxError> {
-    let upstream =
-        Upstream::new(&args.upstream, args.origin_timeout).ok_or("--upstream has no host")?;
+    let forwarding = Forwarding::new(args.trust_forwarded.clone(), args.via_name.clone())?;
+    let upstream = Upstream::new(
+        &args.upstream,
+        args.origin_timeout,
+        forwarding.via().clone(),
+    )
+    .ok_or("--upstream has no host")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
@@ -46,7 +60,16 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         dir = %args.dir.display(),
         "respcache-proxy ready"
     );
-    let graceful = GracefulShutdown::new();
+    let context = Arc::new(Context {
+        cache,
+        upstream,
+        forwarding,
+        traffic,
+    });
+    // Every connection task holds a sender: when all are gone, every
+    // connection has finished. The watch tells them to finish.
+    let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let (stream, peer) = tokio::select! {
@@ -61,32 +84,41 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let cache = cache.clone();
-        let upstream = upstream.clone();
-        let traffic = traffic.clone();
+        let context = context.clone();
         let service = service_fn(move |request: Request<Incoming>| {
-            let cache = cache.clone();
-            let upstream = upstream.clone();
-            let traffic = traffic.clone();
-            async move {
-                Ok::<_, std::convert::Infallible>(answer(request, cache, upstream, traffic).await)
-            }
+            let context = context.clone();
+            async move { Ok::<_, std::convert::Infallible>(answer(request, peer, &context).await) }
         });
+        // The header timeout runs from the moment the connection waits for
+        // a request head: it also closes a connection left idle.
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+            .header_read_timeout(args.client_timeout)
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        let (open, mut stopping) = (open.clone(), stopping.clone());
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let _open = open;
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
+                    // Finish the response in flight, then close.
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
         });
     }
     tracing::info!("shutting down: no new connections, letting open ones finish");
     drop(listener);
+    stop.send_replace(true);
+    drop(open);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections finished"),
+        _ = all_closed.recv() => tracing::info!("all connections finished"),
         () = tokio::time::sleep(DRAIN_TIMEOUT) => tracing::warn!("connections still open after {DRAIN_TIMEOUT:?}; stopping anyway"),
         // A second signal means: now.
         () = shutdown_signal() => tracing::warn!("second signal: stopping without waiting for open connections"),
@@ -98,14 +130,29 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
 /// the origin cannot be reached.
 async fn answer<S: Storage>(
     request: Request<Incoming>,
-    cache: HttpCache<S>,
-    upstream: Upstream,
-    traffic: Arc<Traffic>,
+    peer: SocketAddr,
+    context: &Context<S>,
 ) -> Response<Counted> {
     let method = request.method().clone();
     let uri = request.uri().clone();
-    let request = request.map(respcache_http::boxed);
-    let response = match cache.handle(request, upstream).await {
+    let traffic = &context.traffic;
+    let (mut parts, body) = request.into_parts();
+    let host = context.upstream.host();
+    if let Err(Refusal::Loop) = context.forwarding.prepare(&mut parts, peer, &host) {
+        tracing::warn!(%method, %uri, "a request came back through this proxy: a loop");
+        return traffic.count(plain(StatusCode::LOOP_DETECTED, "respcache-proxy: this request has passed through this proxy already (Via): a forwarding loop\n"));
+    }
+    let request = Request::from_parts(parts, body);
+    let response = if respcache_http::is_upgrade(request.headers()) {
+        crate::tunnel::tunnel(request, &context.upstream).await
+    } else {
+        let request = request.map(respcache_http::boxed);
+        context
+            .cache
+            .handle(request, context.upstream.clone())
+            .await
+    };
+    let response = match response {
         Ok(response) => response,
         Err(error) => {
             traffic.origin_error();
@@ -121,6 +168,17 @@ async fn answer<S: Storage>(
         "answered"
     );
     traffic.count(response)
+}
+
+/// A plain-text response of the proxy's own.
+fn plain(status: StatusCode, text: &'static str) -> Response<CacheBody> {
+    let mut response = Response::new(respcache_http::full(Bytes::from_static(text.as_bytes())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
 }
 
 fn bad_gateway(error: &BoxError) -> Response<CacheBody> {

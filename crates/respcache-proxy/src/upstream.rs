@@ -21,12 +21,14 @@ pub struct Upstream {
     authority: http::uri::Authority,
     /// The longest wait for the origin's response head.
     head_timeout: Duration,
+    /// What this proxy adds to `Via`.
+    via: HeaderValue,
 }
 
 impl Upstream {
     /// An upstream at `base` (`http://HOST:PORT`) that waits up to
-    /// `head_timeout` for each response head.
-    pub fn new(base: &Uri, head_timeout: Duration) -> Option<Self> {
+    /// `head_timeout` for each response head and names itself `via`.
+    pub fn new(base: &Uri, head_timeout: Duration, via: HeaderValue) -> Option<Self> {
         let authority = base.authority()?.clone();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -36,12 +38,37 @@ impl Upstream {
             client,
             authority,
             head_timeout,
+            via,
         })
     }
-}
 
-impl Origin<CacheBody> for Upstream {
-    fn send(&mut self, request: Request<CacheBody>) -> OriginFuture {
+    /// The `Host` the origin receives for a request that names none.
+    pub fn host(&self) -> HeaderValue {
+        HeaderValue::from_str(self.authority.as_str())
+            .unwrap_or_else(|_| HeaderValue::from_static("localhost"))
+    }
+
+    /// Sends `request` with its fields as they are (a protocol switch keeps
+    /// its `Upgrade`), adding only `Via` and the `Host` of an absolute
+    /// target; returns the origin's response as it came.
+    pub async fn send_raw(
+        &self,
+        request: Request<CacheBody>,
+    ) -> Result<http::Response<hyper::body::Incoming>, respcache_core::BoxError> {
+        let request = self.to_origin(request, false)?;
+        let response = tokio::time::timeout(self.head_timeout, self.client.request(request))
+            .await
+            .map_err(|_| format!("no response head within {:?}", self.head_timeout))??;
+        Ok(response)
+    }
+
+    /// `request` as the origin is sent it: its target made absolute on the
+    /// origin, `Via` added, hop-by-hop fields removed when `strip_hops`.
+    fn to_origin(
+        &self,
+        request: Request<CacheBody>,
+        strip_hops: bool,
+    ) -> Result<Request<CacheBody>, respcache_core::BoxError> {
         let (mut parts, body) = request.into_parts();
         let path = parts
             .uri
@@ -64,33 +91,37 @@ impl Origin<CacheBody> for Upstream {
             };
             HeaderValue::from_str(&host).ok()
         });
+        parts.uri = uri?;
+        if strip_hops {
+            remove_hop_by_hop(&mut parts.headers);
+        }
+        // RFC 9110 §7.6.3: a gateway sends Via on the requests it
+        // forwards.
+        parts.headers.append(header::VIA, self.via.clone());
+        match target_host {
+            Some(host) => {
+                parts.headers.insert(header::HOST, host);
+            }
+            None if !parts.headers.contains_key(header::HOST) => {
+                parts.headers.insert(header::HOST, self.host());
+            }
+            None => {}
+        }
+        Ok(Request::from_parts(parts, body))
+    }
+}
+
+impl Origin<CacheBody> for Upstream {
+    fn send(&mut self, request: Request<CacheBody>) -> OriginFuture {
+        let request = self.to_origin(request, true);
         let client = self.client.clone();
         let head_timeout = self.head_timeout;
         Box::pin(async move {
-            parts.uri = uri?;
-            remove_hop_by_hop(&mut parts.headers);
-            // RFC 9110 §7.6.3: a gateway sends Via on the requests it
-            // forwards.
-            parts
-                .headers
-                .append(header::VIA, HeaderValue::from_static("1.1 respcache"));
-            match target_host {
-                Some(host) => {
-                    parts.headers.insert(header::HOST, host);
-                }
-                None if !parts.headers.contains_key(header::HOST) => {
-                    if let Some(authority) = parts.uri.authority()
-                        && let Ok(host) = HeaderValue::from_str(authority.as_str())
-                    {
-                        parts.headers.insert(header::HOST, host);
-                    }
-                }
-                None => {}
-            }
+            let request = request?;
             // An origin answers an upload once it has read it, however
             // long that takes: only requests without a body are timed.
-            let timed = http_body::Body::is_end_stream(&body);
-            let request = client.request(Request::from_parts(parts, body));
+            let timed = http_body::Body::is_end_stream(request.body());
+            let request = client.request(request);
             let response = if timed {
                 tokio::time::timeout(head_timeout, request)
                     .await

@@ -378,8 +378,8 @@ fn a_command_line_without_upstream_exits_2_with_usage() {
     let output = support::proxy::run(&["--listen", "127.0.0.1:0"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--upstream is required"), "{stderr}");
-    assert!(stderr.contains("usage: respcache-proxy"), "{stderr}");
+    assert!(stderr.contains("--upstream <URL>"), "{stderr}");
+    assert!(stderr.contains("Usage: respcache-proxy"), "{stderr}");
 }
 
 #[test]
@@ -387,8 +387,11 @@ fn an_unknown_backend_exits_2_with_usage() {
     let output = support::proxy::run(&["--upstream", "http://127.0.0.1:9", "--backend", "s3"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--backend s3"), "{stderr}");
-    assert!(stderr.contains("usage: respcache-proxy"), "{stderr}");
+    assert!(
+        stderr.contains("'s3'") && stderr.contains("--backend"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("fs, cacache"), "the choices: {stderr}");
 }
 
 /// The revalidation flow: a stale entry goes to the origin with its
@@ -505,7 +508,11 @@ async fn the_origin_is_asked_for_the_url_an_entry_is_stored_under() {
     assert!(absolute.ends_with("a.example /page"), "{absolute}");
     let seen = origin.seen().pop().expect("the origin saw the request");
     assert_eq!(seen.headers["host"], "a.example");
-    assert_eq!(seen.headers["via"], "1.1 respcache");
+    let via = seen.headers["via"].to_str().unwrap();
+    assert!(
+        via.starts_with("1.1 respcache-"),
+        "this proxy's own name: {via}"
+    );
     let same = raw_get(&proxy, "/page", "a.example").await;
     assert!(same.contains("; hit"), "{same}");
     assert!(same.ends_with("a.example /page"), "{same}");

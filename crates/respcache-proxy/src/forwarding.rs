@@ -1,0 +1,259 @@
+//! What the proxy tells the origin about the client, and what it does not
+//! let a client tell it: `Forwarded` (RFC 7239), `X-Forwarded-For` and
+//! `-Proto` from the connection itself; the client's own claims dropped
+//! unless it is a trusted proxy; a `Via` loop refused; a request without
+//! `Host` given the one the origin will see.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, request};
+use ipnet::IpNet;
+
+/// Fields through which a client could claim to be someone else, or
+/// steer an origin that trusts them (absolute links built from
+/// `X-Forwarded-Host` are a classic way to poison a cache).
+const CLAIMS: &[&str] = &[
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-port",
+    "x-forwarded-prefix",
+    "x-forwarded-server",
+    "x-real-ip",
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-host",
+];
+
+/// How the proxy forwards who its clients are.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    trusted: Vec<IpNet>,
+    /// This proxy's `received-by` in `Via`.
+    via_name: String,
+    /// `1.1 <via_name>`.
+    via: HeaderValue,
+}
+
+/// Why a request is refused before it reaches the cache.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request has passed through this proxy already: a loop.
+    Loop,
+}
+
+impl Forwarding {
+    /// Forwarding that trusts the claims of peers in `trusted`, naming
+    /// itself `via_name` (a random one when `None`).
+    pub fn new(trusted: Vec<IpNet>, via_name: Option<String>) -> Result<Self, String> {
+        let via_name =
+            via_name.unwrap_or_else(|| format!("respcache-{:08x}", rand::random::<u32>()));
+        let via = HeaderValue::from_str(&format!("1.1 {via_name}"))
+            .map_err(|_| format!("--via-name {via_name:?} cannot go in a header"))?;
+        if via_name.is_empty() || via_name.contains([',', ' ', '(', ')']) {
+            return Err(format!(
+                "--via-name {via_name:?}: one token, without spaces, commas or parentheses"
+            ));
+        }
+        Ok(Self {
+            trusted,
+            via_name,
+            via,
+        })
+    }
+
+    /// The `Via` value this proxy adds to what it forwards.
+    pub fn via(&self) -> &HeaderValue {
+        &self.via
+    }
+
+    /// Prepares a client's request for the cache and the origin: refuses a
+    /// loop, drops the claims of an untrusted client, and adds what the
+    /// connection from `peer` shows. A request without `Host` (HTTP/1.0) is
+    /// given `upstream_host`, the one the origin will receive, so that it
+    /// is keyed as it is answered.
+    pub fn prepare(
+        &self,
+        parts: &mut request::Parts,
+        peer: SocketAddr,
+        upstream_host: &HeaderValue,
+    ) -> Result<(), Refusal> {
+        if self.has_passed_here(&parts.headers) {
+            return Err(Refusal::Loop);
+        }
+        let headers = &mut parts.headers;
+        let trusted = self.trusts(peer.ip());
+        if !trusted {
+            for name in CLAIMS {
+                headers.remove(*name);
+            }
+        }
+        let host = match headers.get(header::HOST) {
+            Some(host) => host.clone(),
+            None if parts.uri.authority().is_some() => {
+                // An absolute target names the host (RFC 9112 §3.2.2).
+                HeaderValue::from_str(parts.uri.authority().map_or("", |a| a.as_str()))
+                    .unwrap_or_else(|_| upstream_host.clone())
+            }
+            None => {
+                headers.insert(header::HOST, upstream_host.clone());
+                upstream_host.clone()
+            }
+        };
+        let ip = peer.ip().to_canonical();
+        append(headers, "x-forwarded-for", &ip.to_string());
+        if !trusted || !headers.contains_key("x-forwarded-proto") {
+            headers.insert(
+                HeaderName::from_static("x-forwarded-proto"),
+                HeaderValue::from_static("http"),
+            );
+        }
+        // RFC 7239 §6: an IPv6 address is quoted, in brackets.
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        let mut element = format!("for={node};proto=http");
+        if let Ok(host) = host.to_str()
+            && is_token(host)
+        {
+            element.push_str(";host=");
+            element.push_str(host);
+        }
+        append(headers, "forwarded", &element);
+        Ok(())
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.trusted.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Whether any `Via` names this proxy.
+    fn has_passed_here(&self, headers: &HeaderMap) -> bool {
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .flat_map(|value| value.as_bytes().split(|&b| b == b','))
+            .filter_map(|hop| {
+                // `1.1 name (comment)`: the second word.
+                let hop = std::str::from_utf8(hop).ok()?;
+                hop.split_whitespace().nth(1)
+            })
+            .any(|received_by| received_by.eq_ignore_ascii_case(&self.via_name))
+    }
+}
+
+/// Appends `value` to the comma-separated list in `name`, as one field.
+fn append(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    let name = HeaderName::from_static(name);
+    let joined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {value}"),
+        _ => value.to_owned(),
+    };
+    if let Ok(joined) = HeaderValue::from_str(&joined) {
+        headers.remove(&name);
+        headers.insert(name, joined);
+    }
+}
+
+/// Whether `host` can go unquoted in a `Forwarded` element.
+fn is_token(host: &str) -> bool {
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'*+^`|:".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(pairs: &[(&'static str, &'static str)]) -> request::Parts {
+        let mut builder = http::Request::get("/x");
+        for (name, value) in pairs {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap().into_parts().0
+    }
+
+    fn peer(ip: &str) -> SocketAddr {
+        SocketAddr::new(ip.parse().unwrap(), 40000)
+    }
+
+    const UPSTREAM: HeaderValue = HeaderValue::from_static("origin.internal:8000");
+
+    #[test]
+    fn an_untrusted_client_s_claims_are_replaced_by_what_the_connection_shows() {
+        let forwarding = Forwarding::new(vec![], Some("edge".into())).unwrap();
+        let mut request = parts(&[
+            ("host", "www.site"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-original-url", "/admin"),
+        ]);
+        forwarding
+            .prepare(&mut request, peer("192.0.2.7"), &UPSTREAM)
+            .unwrap();
+        let headers = &request.headers;
+        assert!(headers.get("x-forwarded-host").is_none());
+        assert!(headers.get("x-original-url").is_none());
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(
+            headers["forwarded"],
+            "for=192.0.2.7;proto=http;host=www.site"
+        );
+    }
+
+    #[test]
+    fn a_trusted_proxy_s_list_is_extended() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let forwarding = Forwarding::new(trusted, Some("edge".into())).unwrap();
+        let mut request = parts(&[
+            ("host", "www.site"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        forwarding
+            .prepare(&mut request, peer("10.1.2.3"), &UPSTREAM)
+            .unwrap();
+        assert_eq!(request.headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
+        assert_eq!(request.headers["x-forwarded-proto"], "https");
+        let mut v6 = parts(&[("host", "www.site")]);
+        forwarding.prepare(&mut v6, peer("::1"), &UPSTREAM).unwrap();
+        assert_eq!(
+            v6.headers["forwarded"],
+            "for=\"[::1]\";proto=http;host=www.site"
+        );
+    }
+
+    #[test]
+    fn a_request_through_this_proxy_already_is_a_loop() {
+        let forwarding = Forwarding::new(vec![], Some("edge-1".into())).unwrap();
+        let mut looped = parts(&[("host", "a"), ("via", "1.1 other, 1.1 EDGE-1 (respcache)")]);
+        let refused = forwarding.prepare(&mut looped, peer("127.0.0.1"), &UPSTREAM);
+        assert_eq!(refused, Err(Refusal::Loop));
+        let mut chained = parts(&[("host", "a"), ("via", "1.1 edge-2")]);
+        assert!(
+            forwarding
+                .prepare(&mut chained, peer("127.0.0.1"), &UPSTREAM)
+                .is_ok()
+        );
+        assert_eq!(forwarding.via(), "1.1 edge-1");
+        assert!(Forwarding::new(vec![], Some("two words".into())).is_err());
+    }
+
+    #[test]
+    fn a_request_without_host_gets_the_one_the_origin_will_see() {
+        let forwarding = Forwarding::new(vec![], None).unwrap();
+        let mut old = parts(&[]);
+        forwarding
+            .prepare(&mut old, peer("127.0.0.1"), &UPSTREAM)
+            .unwrap();
+        assert_eq!(old.headers["host"], "origin.internal:8000");
+    }
+}
