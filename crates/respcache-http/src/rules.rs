@@ -137,9 +137,9 @@ pub(crate) fn storable(
     }
     let shared = options.shared;
     let surrogate = surrogate_control(&head.headers, options);
-    // Surrogate-Control takes precedence over Cache-Control for what it
-    // says (no-store, a lifetime), never over a request's no-store, a
-    // private response or an authorized request.
+    // Surrogate-Control takes precedence over the response's
+    // Cache-Control for what it says (no-store, a lifetime), never over a
+    // request's no-store, a private response or an authorized request.
     if surrogate.as_ref().is_some_and(|control| control.no_store) {
         return false;
     }
@@ -149,7 +149,10 @@ pub(crate) fn storable(
     if request_cc.has("no-store") {
         return false;
     }
-    if cc.has("must-understand") {
+    if surrogate_lifetime {
+        // The origin's word to this surrogate outranks its no-store to
+        // caches at large.
+    } else if cc.has("must-understand") {
         if !UNDERSTOOD_STATUSES.contains(&status) {
             return false;
         }
@@ -438,7 +441,7 @@ mod tests {
         type Row = (&'static [(&'static str, &'static str)], bool, bool);
         // Response fields, stored in a shared cache, in a private one.
         #[rustfmt::skip]
-        let table: [Row; 8] = [
+        let table: [Row; 9] = [
             (&[("etag", "\"a\"")], true, true),
             (&[("last-modified", "Thu, 01 Jan 1970 00:00:00 GMT")], true, true),
             (&[("cache-control", "max-age=60"), ("set-cookie", "sid=1")], false, true),
@@ -447,6 +450,7 @@ mod tests {
             (&[("surrogate-control", "max-age=60"), ("set-cookie", "sid=1")], true, true),
             (&[("surrogate-control", "max-age=60"), ("cache-control", "private")], false, true),
             (&[("surrogate-control", "no-store"), ("cache-control", "max-age=60")], false, false),
+            (&[("surrogate-control", "max-age=60"), ("cache-control", "no-store")], true, true),
         ];
         let surrogate = |shared| Options {
             surrogate: Some("edge".into()),
@@ -472,6 +476,11 @@ mod tests {
         assert!(
             !storable(&authorized, &lifetime, &surrogate(true)),
             "a surrogate's lifetime is no permission"
+        );
+        let refused = request(&[("cache-control", "no-store")]);
+        assert!(
+            !storable(&refused, &lifetime, &surrogate(true)),
+            "nor does it outrank the request's no-store"
         );
         let lenient = Options {
             store_unmarked: true,
