@@ -32,6 +32,12 @@ impl Directives {
         Self(directives)
     }
 
+    /// Directives already split into names and arguments (a targeted
+    /// field's).
+    pub(crate) fn from_pairs(pairs: Vec<(String, Option<String>)>) -> Self {
+        Self(pairs)
+    }
+
     pub(crate) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
     }

@@ -55,7 +55,10 @@ impl<S: Storage> HttpCache<S> {
         let mut status = CacheStatus::forward(why);
         status.fwd_status = Some(response.status().as_u16());
         let mut response = match as_get {
-            Some(get) if may_store && rules::reusable_for_get(&request_url, &response) => {
+            Some(get)
+                if may_store
+                    && rules::reusable_for_get(&request_url, &response, &self.inner.options) =>
+            {
                 let mut exchange = Exchange {
                     key: (self.inner.options.key)(&get),
                     parts: get,

@@ -38,7 +38,7 @@ impl Freshness {
         let date = single_date(headers, header::DATE)
             .flatten()
             .unwrap_or(received);
-        let cc = Directives::of(headers);
+        let cc = crate::targeted::response_directives(headers, options);
         let surrogate = options
             .surrogate
             .as_deref()
@@ -50,16 +50,7 @@ impl Freshness {
         };
         // RFC 9111 §4.2.3, taking the response delay as nil.
         let apparent = received.duration_since(date).unwrap_or_default();
-        let initial = match age_value(headers) {
-            Some(age) => apparent.max(age),
-            // An invalid Age makes the response stale (RFC 9111 §5.1).
-            None => {
-                return Self {
-                    lifetime,
-                    age: lifetime.max(Duration::from_secs(1)),
-                };
-            }
-        };
+        let initial = apparent.max(age_value(headers));
         let resident = now.duration_since(received).unwrap_or_default();
         Self {
             lifetime,
@@ -138,23 +129,29 @@ fn lifetime(
     }
 }
 
-/// The `Age` value, or `None` when it is invalid: anything but one
-/// non-negative integer (several lines, a list, a fraction, a sign).
-fn age_value(headers: &HeaderMap) -> Option<Duration> {
-    let mut values = headers.get_all(header::AGE).iter();
-    let Some(value) = values.next() else {
-        return Some(Duration::ZERO);
+/// `age_value` of RFC 9111 §4.2.3: "the value of the Age header field
+/// ... or 0, if not available". The value is the first of the first
+/// `Age` line; one that is not a non-negative integer (a word, a sign, a
+/// fraction, a parameter) is not available. Values from 2^31 on count as
+/// 2^31 (§1.2.2).
+fn age_value(headers: &HeaderMap) -> Duration {
+    let Some(line) = headers.get(header::AGE) else {
+        return Duration::ZERO;
     };
-    if values.next().is_some() {
-        return None;
+    let first = line
+        .as_bytes()
+        .split(|&b| b == b',')
+        .next()
+        .unwrap_or_default()
+        .trim_ascii();
+    if first.is_empty() || !first.iter().all(u8::is_ascii_digit) {
+        return Duration::ZERO;
     }
-    let text = value.to_str().ok()?.trim();
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    // RFC 9111 §1.2.2: a value too large to count is 2^31 seconds.
-    let seconds: u64 = text.parse().unwrap_or(MAX_DELTA_SECONDS);
-    Some(Duration::from_secs(seconds.min(MAX_DELTA_SECONDS)))
+    let seconds = std::str::from_utf8(first)
+        .ok()
+        .and_then(|digits| digits.parse::<u64>().ok())
+        .unwrap_or(MAX_DELTA_SECONDS);
+    Duration::from_secs(seconds.min(MAX_DELTA_SECONDS))
 }
 
 /// A date field: `None` when absent, `Some(None)` when present but not one
@@ -237,23 +234,26 @@ mod tests {
     }
 
     #[test]
-    fn invalid_or_repeated_age_is_stale() {
-        for age in ["1.5", "-1", "0, 0", "abc", "10 x"] {
-            let f = fresh_at(
-                &[("cache-control", "max-age=3600"), ("age", age)],
-                1_000_000,
+    fn age_is_the_first_value_of_the_first_line_or_zero() {
+        let age = |lines: &[&'static str]| {
+            let mut pairs = vec![("cache-control", "max-age=3600")];
+            pairs.extend(lines.iter().map(|line| ("age", *line)));
+            fresh_at(&pairs, 1_000_000).age.as_secs()
+        };
+        assert_eq!(age(&[]), 0);
+        assert_eq!(age(&["7200"]), 7200);
+        assert_eq!(age(&["7200,0"]), 7200, "the first value");
+        assert_eq!(age(&["0, 7200"]), 0);
+        assert_eq!(age(&["7200", "0"]), 7200, "of the first line");
+        assert_eq!(age(&["0", "7200"]), 0);
+        for unavailable in ["abc", "-7200", "7200.0", "7200;foo=bar", "", " ,5"] {
+            assert_eq!(
+                age(&[unavailable]),
+                0,
+                "Age: {unavailable:?} is not available"
             );
-            assert!(!f.is_fresh(), "Age: {age}");
         }
-        let twice = fresh_at(
-            &[
-                ("cache-control", "max-age=3600"),
-                ("age", "0"),
-                ("age", "0"),
-            ],
-            1_000_000,
-        );
-        assert!(!twice.is_fresh());
+        assert_eq!(age(&["99999999999999999999999"]), 1 << 31);
     }
 
     #[test]

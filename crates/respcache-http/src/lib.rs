@@ -81,6 +81,7 @@ mod status;
 mod storage;
 mod store;
 mod surrogate;
+mod targeted;
 mod vary;
 
 /// The guarded value, also after a panic elsewhere poisoned the lock: every

@@ -63,6 +63,12 @@ pub struct Options {
     /// reverse proxy that the origin is known to address. `None` (the
     /// default) leaves both fields alone.
     pub surrogate: Option<String>,
+    /// Shared caches only. The targeted cache-control fields (RFC 9213)
+    /// this cache obeys, first first: the first one a response carries
+    /// validly governs its freshness and storability in place of
+    /// `Cache-Control`. Default `[CDN-Cache-Control]`; a proxy may put a
+    /// name of its own in front.
+    pub targeted_fields: Vec<http::HeaderName>,
     /// Heuristic freshness, as a fraction of the time since
     /// `Last-Modified`, for responses that state no lifetime.
     pub heuristic_fraction: f32,
@@ -135,6 +141,7 @@ impl Default for Options {
             cache_name: "respcache".to_owned(),
             key: Arc::new(default_key),
             heuristic_fraction: 0.1,
+            targeted_fields: vec![http::header::CDN_CACHE_CONTROL],
             store_unmarked: false,
             stale_only_if_explicit: true,
             private_set_cookie: true,
@@ -160,6 +167,7 @@ impl fmt::Debug for Options {
             .field("max_ttl", &self.max_ttl)
             .field("cache_name", &self.cache_name)
             .field("heuristic_fraction", &self.heuristic_fraction)
+            .field("targeted_fields", &self.targeted_fields)
             .field("store_unmarked", &self.store_unmarked)
             .field("stale_only_if_explicit", &self.stale_only_if_explicit)
             .field("private_set_cookie", &self.private_set_cookie)

@@ -16,6 +16,7 @@ use crate::options::{CacheMode, Options};
 use crate::stale::{may_serve_stale, may_stand_in};
 use crate::status::Forward;
 use crate::surrogate::SurrogateControl;
+use crate::targeted::{response_directives, targeted};
 
 /// What to do with a stored entry for a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,7 +75,7 @@ pub(crate) fn choose(
     if freshness.is_fresh() && within_cap && acceptable_age && fresh_enough {
         return Choice::Serve;
     }
-    let may_be_stale = within_cap && may_serve_stale(stored, options.shared);
+    let may_be_stale = within_cap && may_serve_stale(stored, options);
     if may_be_stale && may_stand_in(stored, options) && !freshness.is_fresh() && acceptable_age {
         match request_cc.delta("max-stale") {
             Delta::Seconds(max) if freshness.staleness().as_secs() <= max => return Choice::Serve,
@@ -89,7 +90,7 @@ pub(crate) fn choose(
     let asked_for_origin = max_age.is_present() || min_fresh.seconds().is_some();
     if may_be_stale
         && !asked_for_origin
-        && let Some(window) = Directives::of(stored)
+        && let Some(window) = response_directives(stored, options)
             .delta("stale-while-revalidate")
             .seconds()
         && freshness.staleness() <= Duration::from_secs(window)
@@ -145,7 +146,7 @@ pub(crate) fn storable(
     }
     let surrogate_lifetime = surrogate.is_some_and(|control| control.max_age.is_some());
     let request_cc = Directives::of(&request.headers);
-    let cc = Directives::of(&head.headers);
+    let cc = response_directives(&head.headers, options);
     if request_cc.has("no-store") {
         return false;
     }
@@ -168,7 +169,10 @@ pub(crate) fn storable(
     {
         return false;
     }
-    let marked_shareable = cc.has("public") || cc.has("s-maxage") || surrogate_lifetime;
+    // A lifetime addressed to shared caches marks it shareable too.
+    let targeted_lifetime = cc.has("max-age") && targeted(&head.headers, options).is_some();
+    let marked_shareable =
+        cc.has("public") || cc.has("s-maxage") || surrogate_lifetime || targeted_lifetime;
     if shared
         && options.private_set_cookie
         && head.headers.contains_key(header::SET_COOKIE)
@@ -190,7 +194,7 @@ pub(crate) fn storable(
 /// `max-age`, `s-maxage` (shared caches), `Expires`, or a
 /// `Surrogate-Control` `max-age` meant for it.
 pub(crate) fn explicitly_fresh(headers: &HeaderMap, options: &Options) -> bool {
-    let cc = Directives::of(headers);
+    let cc = response_directives(headers, options);
     cc.has("max-age")
         || (options.shared && cc.has("s-maxage"))
         || headers.contains_key(header::EXPIRES)
@@ -213,7 +217,11 @@ fn surrogate_control(headers: &HeaderMap, options: &Options) -> Option<Surrogate
 /// same URL when it is a `2xx` with explicit freshness and a
 /// `Content-Location` that names that URL. Whether it may be stored at
 /// all is [`storable`]'s business.
-pub(crate) fn reusable_for_get(request_url: &str, response: &Response<CacheBody>) -> bool {
+pub(crate) fn reusable_for_get(
+    request_url: &str,
+    response: &Response<CacheBody>,
+    options: &Options,
+) -> bool {
     let headers = response.headers();
     let Ok(base) = Url::parse(request_url) else {
         return false;
@@ -223,7 +231,7 @@ pub(crate) fn reusable_for_get(request_url: &str, response: &Response<CacheBody>
         .and_then(|value| value.to_str().ok())
         .and_then(|value| base.join(value).ok())
         .is_some_and(|location| location == base);
-    let cc = Directives::of(headers);
+    let cc = response_directives(headers, options);
     // Content-Location names the response's own URL only in a 2xx (RFC
     // 9110 §8.7).
     response.status().is_success()
@@ -233,8 +241,9 @@ pub(crate) fn reusable_for_get(request_url: &str, response: &Response<CacheBody>
 
 /// Removes the fields a `private="…"` (shared caches) or `no-cache="…"`
 /// directive names: they may not be served from storage without the origin.
-pub(crate) fn strip_qualified(headers: &mut HeaderMap, shared: bool) {
-    let cc = Directives::of(headers);
+pub(crate) fn strip_qualified(headers: &mut HeaderMap, options: &Options) {
+    let shared = options.shared;
+    let cc = response_directives(headers, options);
     let mut fields = cc.fields("no-cache");
     if shared {
         fields.extend(cc.fields("private"));

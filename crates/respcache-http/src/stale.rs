@@ -8,11 +8,13 @@ use http::HeaderMap;
 use crate::directives::Directives;
 use crate::freshness::Freshness;
 use crate::options::{CacheMode, Options};
+use crate::targeted::response_directives;
 
 /// Whether a stale response may be served at all: `must-revalidate`
 /// (and, in a shared cache, `proxy-revalidate` and `s-maxage`) forbid it.
-pub(crate) fn may_serve_stale(stored: &HeaderMap, shared: bool) -> bool {
-    let cc = Directives::of(stored);
+pub(crate) fn may_serve_stale(stored: &HeaderMap, options: &Options) -> bool {
+    let shared = options.shared;
+    let cc = response_directives(stored, options);
     !cc.has("must-revalidate")
         && !cc.has("no-cache")
         && !(shared && (cc.has("proxy-revalidate") || cc.has("s-maxage")))
@@ -24,7 +26,7 @@ pub(crate) fn may_serve_stale(stored: &HeaderMap, shared: bool) -> bool {
 /// in a shared cache with [`Options::stale_only_if_explicit`], only when
 /// the response stated its own freshness.
 pub(crate) fn may_stand_in(stored: &HeaderMap, options: &Options) -> bool {
-    may_serve_stale(stored, options.shared)
+    may_serve_stale(stored, options)
         && (!options.shared
             || !options.stale_only_if_explicit
             || crate::rules::explicitly_fresh(stored, options))
@@ -44,10 +46,13 @@ pub(crate) fn within_stale_if_error(
     freshness: &Freshness,
     options: &Options,
 ) -> bool {
-    let window = [Directives::of(stored), Directives::of(request)]
-        .iter()
-        .filter_map(|cc| cc.delta("stale-if-error").seconds())
-        .max();
+    let window = [
+        response_directives(stored, options),
+        Directives::of(request),
+    ]
+    .iter()
+    .filter_map(|cc| cc.delta("stale-if-error").seconds())
+    .max();
     window.is_some_and(|window| {
         may_stand_in(stored, options) && freshness.staleness() <= Duration::from_secs(window)
     })
@@ -73,8 +78,8 @@ pub(crate) fn keep_for(
         CacheMode::ForceCache | CacheMode::OnlyIfCached | CacheMode::IgnoreRules
     );
     let fresh_left = freshness.lifetime.saturating_sub(freshness.age);
-    let cc = Directives::of(stored);
-    let windows = if may_serve_stale(stored, options.shared) {
+    let cc = response_directives(stored, options);
+    let windows = if may_serve_stale(stored, options) {
         ["stale-while-revalidate", "stale-if-error"]
             .iter()
             .filter_map(|name| cc.delta(name).seconds())

@@ -69,7 +69,7 @@ impl<S: Storage> HttpCache<S> {
         let policy = self.policy(parts, &head, now);
         let mut stored_head = respcache_core::clone_head(&head);
         remove_hop_by_hop(&mut stored_head.headers);
-        rules::strip_qualified(&mut stored_head.headers, options.shared);
+        rules::strip_qualified(&mut stored_head.headers, options);
         freshness::mark_received(&mut stored_head.headers, now);
         let hints = self.hints(&stored_head, exchange.mode, now);
         self.inner.passes.forget(&exchange.key);
