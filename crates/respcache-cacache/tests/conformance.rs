@@ -1,5 +1,6 @@
 //! The whole conformance suite against `CACacheManager` on a real cacache
-//! directory.
+//! directory, three levels down in a temporary directory that the key
+//! checks list whole.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use respcache_conformance::{Damage, Harness, bytes_below, damage_file};
 use respcache_core::BoxError;
 
 struct CacacheHarness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     manager: Arc<CACacheManager>,
 }
 
@@ -19,8 +20,9 @@ impl Harness for CacacheHarness {
 
     async fn create() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let manager = Arc::new(CACacheManager::new(dir.path().join("cache"), true));
-        Self { _dir: dir, manager }
+        let root = dir.path().join("a").join("b").join("cache");
+        let manager = Arc::new(CACacheManager::new(root, true));
+        Self { dir, manager }
     }
 
     fn manager(&self) -> Arc<CACacheManager> {
@@ -41,6 +43,10 @@ impl Harness for CacacheHarness {
 
     fn root(&self) -> Option<PathBuf> {
         Some(self.manager.path.clone())
+    }
+
+    fn sandbox(&self) -> Option<PathBuf> {
+        Some(self.dir.path().to_path_buf())
     }
 
     async fn damage(&self, key: &str, how: Damage) -> Result<(), BoxError> {
