@@ -244,7 +244,7 @@ fn kill_during_a_write(child: &ChildTest, location: &str) -> Result<Kill, Failur
             "start" if durations.len() >= WARM_UP_WRITES => {
                 let started = Instant::now();
                 let shortest = durations.iter().min().copied().unwrap_or_default();
-                let pause = shortest.mul_f64(rand::rng().random_range(0.0..0.5));
+                let pause = shortest.mul_f64(rand::rng().random_range(0.0..0.95));
                 while started.elapsed() < pause {
                     std::hint::spin_loop();
                 }
@@ -328,48 +328,72 @@ pub async fn all_or_nothing_after_sigkill<H: Harness>(h: &H, child: &ChildTest) 
 }
 
 /// Two processes on one location: while a child writes in a loop, this
-/// process writes its own keys and reads both; every read is whole, this
-/// process's own writes are never lost, and the child's writes are seen.
+/// process writes its own keys and reads both; every read is whole, none
+/// of this process's writes is lost or replaced while the other process
+/// writes (each is read again after the child's keys), and the child's
+/// writes are seen.
 pub async fn two_processes_share_one_location<H: Harness>(h: &H, child: &ChildTest) -> CheckResult {
     require::<H>(
         |c| c.shared_between_processes,
         "processes on one location share entries (shared_between_processes)",
     )?;
+    const OWN_KEYS: u32 = 4;
     let manager = h.manager();
-    store_and_verify(&*manager, "parent-0", 0, fixtures::generated(0, 0, 50_000)).await?;
+    let mut expected = Vec::new();
+    for key in 0..OWN_KEYS {
+        store_and_verify(
+            &*manager,
+            &format!("parent-{key}"),
+            key,
+            fixtures::generated(key, 0, 50_000),
+        )
+        .await?;
+        expected.push(0);
+    }
     let mut process = child.spawn(&h.location())?;
     let started = Instant::now();
     let mut seen_from_child = 0;
     let mut generation = 0;
     while started.elapsed() < Duration::from_millis(1500) {
         generation += 1;
-        let key = (generation % 4) as u32;
-        let name = format!("parent-{key}");
+        let key = (generation % u64::from(OWN_KEYS)) as u32;
         store(
             &*manager,
-            &name,
+            &format!("parent-{key}"),
             fixtures::generated(key, generation, 50_000),
         )
         .await?;
-        let back = fetch(&*manager, &name).await?.ok_or_else(|| {
-            Failure::new(
-                FailureKind::SharedLocation,
-                format!("this process's own write of {name} was lost while another process wrote"),
-            )
-        })?;
-        ensure!(
-            SharedLocation,
-            fixtures::verify_generated(key, &back) == Ok(generation),
-            "this process's own write of {name} was replaced or mixed while another process wrote"
-        );
+        expected[key as usize] = generation;
         seen_from_child += verify_child_keys(&*manager, FailureKind::SharedLocation).await?;
+        own_keys_hold(&*manager, &expected).await?;
     }
     process.kill().await.context("stopping the child writer")?;
     seen_from_child += verify_child_keys(&*manager, FailureKind::SharedLocation).await?;
+    own_keys_hold(&*manager, &expected).await?;
     ensure!(
         SharedLocation,
         seen_from_child > 0,
         "no entry written by the other process was ever seen"
     );
+    Ok(())
+}
+
+/// Every `parent-N` key holds generation `expected[N]`, whole.
+async fn own_keys_hold<M: CacheManager + ?Sized>(manager: &M, expected: &[u64]) -> CheckResult {
+    for (key, generation) in expected.iter().enumerate() {
+        let name = format!("parent-{key}");
+        let back = fetch(manager, &name).await?.ok_or_else(|| {
+            Failure::new(
+                FailureKind::SharedLocation,
+                format!("this process's own write of {name} was lost while another process wrote"),
+            )
+        })?;
+        let seen = fixtures::verify_generated(key as u32, &back);
+        ensure!(
+            SharedLocation,
+            seen == Ok(*generation),
+            "this process's own write of {name} (generation {generation}) was replaced or mixed while another process wrote: {seen:?}"
+        );
+    }
     Ok(())
 }

@@ -688,16 +688,40 @@ impl Defect for NoIntegrityCheck {
     }
 }
 
-/// Writes the head, then the body in place over the old one, 16 KiB at a
-/// time: no temporary file, no rename.
+/// Keeps each entry in one file, its head first and its body after it,
+/// and writes that file in place, syncing every 64 KiB: no temporary file,
+/// no rename, so a reader finds whatever part of the body was written.
 pub struct WritesInPlace;
+impl WritesInPlace {
+    fn path(s: &Store, key: &str) -> PathBuf {
+        s.file_for("entries", key)
+    }
+}
 #[async_trait::async_trait]
 impl Defect for WritesInPlace {
     fn open(_: &Path) -> Self {
         Self
     }
     async fn get(&self, s: &Store, key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
-        get_head_and_body_file(s, key).await
+        let bytes = match std::fs::read(Self::path(s, key)) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        let Some((len, rest)) = bytes.split_first_chunk::<4>() else {
+            return Ok(None);
+        };
+        let len = u32::from_le_bytes(*len) as usize;
+        let Some(head) = rest.get(..len) else {
+            return Ok(None);
+        };
+        let Ok((mut response, policy)) =
+            serde_json::from_slice::<(HttpResponse, CachePolicy)>(head)
+        else {
+            return Ok(None);
+        };
+        response.body = Bytes::copy_from_slice(&rest[len..]);
+        Ok(Some((response, policy)))
     }
     async fn put(
         &self,
@@ -706,16 +730,22 @@ impl Defect for WritesInPlace {
         response: HttpResponse,
         policy: CachePolicy,
     ) -> Result<HttpResponse> {
-        put_head(s, &key, &response, policy).await?;
-        std::fs::create_dir_all(s.root.join("bodies"))?;
-        let mut file = std::fs::File::create(s.file_for("bodies", &key))?;
-        for chunk in response.body.chunks(16 * 1024) {
+        let mut head = response.clone();
+        head.body = Bytes::new();
+        let head = serde_json::to_vec(&(&head, &policy))?;
+        let mut bytes = (head.len() as u32).to_le_bytes().to_vec();
+        bytes.extend_from_slice(&head);
+        bytes.extend_from_slice(&response.body);
+        std::fs::create_dir_all(s.root.join("entries"))?;
+        let mut file = std::fs::File::create(Self::path(s, &key))?;
+        for chunk in bytes.chunks(64 * 1024) {
             file.write_all(chunk)?;
+            file.sync_data()?;
         }
         Ok(response)
     }
     async fn delete(&self, s: &Store, key: &str) -> Result<()> {
-        delete_head_and_body_file(s, key).await
+        remove_file(&Self::path(s, key))
     }
 }
 
