@@ -38,6 +38,12 @@ pub use harness::{Capabilities, Damage, Harness, bytes_below, damage_file};
 /// show `n/a`.
 pub const NOT_APPLICABLE_MARKER: &str = "respcache-conformance n/a:";
 
+/// What each of the suite's own proofs prints when it holds, followed by
+/// `check | broken manager | kind | what the check saw`: `cargo xtask
+/// conformance --prove` reads it to print the proof table.
+#[doc(hidden)]
+pub const PROOF_MARKER: &str = "respcache-conformance proof:";
+
 /// Runs one check on a fresh multi-threaded runtime and panics with the
 /// failure if it does not hold; a check that does not apply to the
 /// harness passes.

@@ -6,7 +6,7 @@
 //! that it passes. `every_check_has_a_proof` fails when a check in
 //! `checks::ALL` has none, so a check added later must come with its
 //! proof. A proof that holds prints one line starting with
-//! [`PROOF_MARKER`]; `cargo xtask conformance --prove` reads them to print
+//! `PROOF_MARKER`; `cargo xtask conformance --prove` reads them to print
 //! the table.
 
 mod buffered;
@@ -16,11 +16,8 @@ use std::future::Future;
 
 use buffered::*;
 use respcache_conformance::checks::{self, ChildTest};
-use respcache_conformance::{CheckResult, FailureKind, Harness};
+use respcache_conformance::{CheckResult, FailureKind, Harness, PROOF_MARKER};
 use streamed::*;
-
-/// What a proof that holds prints, then `check | defect | kind | message`.
-const PROOF_MARKER: &str = "respcache-conformance proof:";
 
 /// Bytes the memory proof streams: enough that a manager holding them all
 /// grows far past the bound, few enough to run in every test run.
