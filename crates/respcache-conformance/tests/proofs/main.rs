@@ -380,3 +380,54 @@ fn the_racer_fails_only_when_operations_overlap() {
         None
     );
 }
+
+/// A harness that counts a tenth of what its backend holds: what a
+/// `stored_bytes` that sees only metadata would report.
+struct Undercounting(Control);
+
+#[async_trait::async_trait]
+impl Harness for Undercounting {
+    type Manager = <Control as Harness>::Manager;
+
+    async fn create() -> Self {
+        Self(Control::create().await)
+    }
+    fn manager(&self) -> std::sync::Arc<Self::Manager> {
+        self.0.manager()
+    }
+    async fn reopen(&self) -> Self::Manager {
+        self.0.reopen().await
+    }
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    async fn open_location(location: &str) -> Self::Manager {
+        Control::open_location(location).await
+    }
+    async fn damage(
+        &self,
+        key: &str,
+        how: respcache_conformance::Damage,
+    ) -> Result<(), respcache_core::BoxError> {
+        self.0.damage(key, how).await
+    }
+    async fn stored_bytes(&self) -> Result<u64, respcache_core::BoxError> {
+        Ok(self.0.stored_bytes().await? / 10)
+    }
+}
+
+/// The storage checks measure one entry first and refuse a harness that
+/// reports less than half its body: an undercount cannot make a leak
+/// look small.
+#[test]
+fn an_undercounting_harness_fails_the_storage_checks() {
+    let harness = Some(FailureKind::Harness);
+    assert_eq!(
+        kind_of!(Undercounting, deleted_entries_release_their_storage),
+        harness
+    );
+    assert_eq!(
+        kind_of!(Undercounting, overwrites_do_not_accumulate_storage),
+        harness
+    );
+}
