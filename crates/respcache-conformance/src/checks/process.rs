@@ -196,6 +196,17 @@ pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
     Ok(())
 }
 
+/// A child process that is killed (if still running) and reaped when the
+/// check is done with it, however it returns.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// How one kill went.
 struct Kill {
     /// The kill landed after a put started and before it ended.
@@ -209,14 +220,16 @@ struct Kill {
 /// after the next put starts.
 fn kill_during_a_write(child: &ChildTest, location: &str) -> Result<Kill, Failure> {
     let mut command = child.std_command(location)?;
-    let mut process = command
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("spawning the child writer")?;
-    let stdout = process
-        .stdout
-        .take()
-        .ok_or_else(|| Failure::new(FailureKind::Operation, "the child writer has no stdout"))?;
+    let mut process = KillOnDrop(
+        command
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("spawning the child writer")?,
+    );
+    let stdout =
+        process.0.stdout.take().ok_or_else(|| {
+            Failure::new(FailureKind::Operation, "the child writer has no stdout")
+        })?;
     let mut lines = std::io::BufReader::new(stdout).lines();
     let mut next_event = move || -> Result<Option<(String, u64)>, Failure> {
         for line in lines.by_ref() {
@@ -234,7 +247,6 @@ fn kill_during_a_write(child: &ChildTest, location: &str) -> Result<Kill, Failur
     let mut open: Option<(u64, Instant)> = None;
     loop {
         let Some((what, generation)) = next_event()? else {
-            let _ = process.wait();
             return Err(Failure::new(
                 FailureKind::Operation,
                 "the child writer ended before it could be killed",
@@ -249,12 +261,11 @@ fn kill_during_a_write(child: &ChildTest, location: &str) -> Result<Kill, Failur
                     std::hint::spin_loop();
                 }
                 let after = started.elapsed();
-                process.kill().context("killing the child writer")?;
+                process.0.kill().context("killing the child writer")?;
                 let mut ended = false;
                 while let Some((what, seen)) = next_event()? {
                     ended |= what == "end" && seen == generation;
                 }
-                let _ = process.wait();
                 return Ok(Kill {
                     mid_write: !ended,
                     after,
