@@ -35,7 +35,7 @@ pub fn run() -> TaskResult {
         "benches compile",
         &mut cargo(&["build", "--benches", "--workspace"]),
     )?;
-    conformance::run()?;
+    conformance::run(&[])?;
     println!("\nci: all steps passed");
     Ok(())
 }

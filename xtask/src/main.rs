@@ -3,6 +3,7 @@
 //!
 //! - `cargo xtask ci`: everything CI checks (the README's test command).
 //! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
+//! - `cargo xtask conformance --prove`: which broken manager proves each check.
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
 //! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
 //! - `cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]`:
@@ -17,13 +18,13 @@ mod demo;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance | demo | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("ci") => ci::run(),
-        Some("conformance") => conformance::run(),
+        Some("conformance") => conformance::run(&args[1..]),
         Some("demo") => demo::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("cache-tests") => cache_tests::run(&args[1..]),

@@ -1,15 +1,16 @@
 //! The whole conformance suite against `CACacheManager` on a real cacache
-//! directory.
+//! directory, three levels down in a temporary directory that the key
+//! checks list whole.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use respcache_cacache::CACacheManager;
-use respcache_conformance::{Damage, Harness, bytes_below, damage_file};
+use respcache_conformance::{Capabilities, Damage, Harness, bytes_below, damage_file};
 use respcache_core::BoxError;
 
 struct CacacheHarness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     manager: Arc<CACacheManager>,
 }
 
@@ -17,10 +18,18 @@ struct CacacheHarness {
 impl Harness for CacacheHarness {
     type Manager = CACacheManager;
 
+    /// Everything but `update_head`: an entry is one cacache content
+    /// file, head and body together, so the manager declines to replace
+    /// a head alone and the engine stores the whole response again.
+    fn capabilities() -> Capabilities {
+        Capabilities::DEFAULT
+    }
+
     async fn create() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let manager = Arc::new(CACacheManager::new(dir.path().join("cache"), true));
-        Self { _dir: dir, manager }
+        let root = dir.path().join("a").join("b").join("cache");
+        let manager = Arc::new(CACacheManager::new(root, true));
+        Self { dir, manager }
     }
 
     fn manager(&self) -> Arc<CACacheManager> {
@@ -41,6 +50,10 @@ impl Harness for CacacheHarness {
 
     fn root(&self) -> Option<PathBuf> {
         Some(self.manager.path.clone())
+    }
+
+    fn sandbox(&self) -> Option<PathBuf> {
+        Some(self.dir.path().to_path_buf())
     }
 
     async fn damage(&self, key: &str, how: Damage) -> Result<(), BoxError> {

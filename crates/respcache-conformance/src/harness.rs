@@ -1,6 +1,6 @@
 //! What a backend gives the suite so the checks can drive it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use respcache_core::{BoxError, CacheManager};
@@ -29,6 +29,69 @@ impl Damage {
     ];
 }
 
+/// What a harness's backend can do, so that checks it cannot meet show as
+/// `n/a` instead of failing (or, worse, passing without testing anything).
+///
+/// Start from [`Capabilities::ALL`] or [`Capabilities::default()`] and
+/// switch off what the backend cannot do, with struct update syntax, so
+/// that a field added later keeps its default:
+///
+/// ```
+/// use respcache_conformance::Capabilities;
+/// // An in-memory backend: nothing outlives the manager or its process.
+/// let memory = Capabilities {
+///     survives_restart: false,
+///     shared_between_processes: false,
+///     damageable_medium: false,
+///     ..Capabilities::default()
+/// };
+/// assert!(!memory.updates_heads);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A new manager on the same location ([`Harness::reopen`]) sees what
+    /// the old one stored. Without it the restart check is `n/a`, and the
+    /// checks that also look through a reopened manager skip that part.
+    pub survives_restart: bool,
+    /// Managers in two processes on one location
+    /// ([`Harness::open_location`] in a child process) share entries.
+    /// Without it the SIGKILL and two-process checks are `n/a`.
+    pub shared_between_processes: bool,
+    /// [`Harness::damage`] can damage stored bytes. Without it the
+    /// integrity checks are `n/a`.
+    pub damageable_medium: bool,
+    /// `update_head` replaces head and policy of a stored entry and
+    /// returns `true`. Without it, the backend may decline (`false`, the
+    /// trait's default), and the check then requires the entry to be left
+    /// as it was; a backend that returns `true` is checked either way.
+    pub updates_heads: bool,
+}
+
+impl Capabilities {
+    /// Everything: a persistent medium shared by processes, reachable by
+    /// [`Harness::damage`], and heads updated in place.
+    pub const ALL: Self = Self {
+        survives_restart: true,
+        shared_between_processes: true,
+        damageable_medium: true,
+        updates_heads: true,
+    };
+
+    /// What a harness that declares nothing gets: every check runs, and
+    /// `update_head` may decline, as the trait's default implementation
+    /// does.
+    pub const DEFAULT: Self = Self {
+        updates_heads: false,
+        ..Self::ALL
+    };
+}
+
+impl Default for Capabilities {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 /// A backend under test: a fresh location and a manager on it, plus the
 /// hooks the checks need to reach behind the manager's back.
 ///
@@ -38,6 +101,12 @@ impl Damage {
 pub trait Harness: Send + Sync + Sized + 'static {
     /// The manager under test.
     type Manager: CacheManager;
+
+    /// What the backend can do; checks that need more are `n/a`. The
+    /// default, [`Capabilities::DEFAULT`], runs every check.
+    fn capabilities() -> Capabilities {
+        Capabilities::DEFAULT
+    }
 
     /// A fresh, empty location (a new temporary directory, a new key
     /// namespace on a server) and a manager on it.
@@ -57,11 +126,23 @@ pub trait Harness: Send + Sync + Sized + 'static {
     /// child process.
     async fn open_location(location: &str) -> Self::Manager;
 
-    /// The directory the backend keeps its files in, if it keeps files. It
-    /// must be the only entry of its parent directory, so that a check can
-    /// see whether anything was written beside it.
+    /// The directory the backend keeps its files in, if it keeps files.
+    /// Without one, the check that keys stay inside the root is `n/a`.
     fn root(&self) -> Option<PathBuf> {
         None
+    }
+
+    /// A directory dedicated to this harness that holds [`Harness::root`],
+    /// at any depth, and nothing else the backend may write to. The key
+    /// checks list its whole tree before and after they run, and aim `..`
+    /// and absolute keys at canary files they create in it, up to the
+    /// sandbox and no further: the deeper the root, the more `..` keys are
+    /// tried. The default is the root's parent.
+    fn sandbox(&self) -> Option<PathBuf> {
+        self.root()
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
     }
 
     /// Damages the stored entry of `key` as `how` says, behind the manager's

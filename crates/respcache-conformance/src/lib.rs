@@ -16,27 +16,57 @@
 //! respcache_conformance::buffered_suite!(MyHarness);
 //! ```
 //!
-//! The suite tests itself: its own tests run the checks against managers
-//! broken on purpose and assert that the matching checks fail.
+//! A check that fails says why, as a [`FailureKind`]; a harness declares
+//! what its backend can do ([`Capabilities`]), and checks it cannot meet
+//! report themselves as not applicable instead of failing.
+//!
+//! The suite tests itself: its own tests (`tests/proofs`) run every check
+//! in [`checks::ALL`] against a manager broken on purpose, and assert that
+//! the check fails for its own reason while the same manager without the
+//! defect passes it.
 
 pub mod checks;
 mod failure;
 pub mod fixtures;
 mod harness;
 
-pub use failure::{CheckResult, Context, Failure};
-pub use harness::{Damage, Harness, bytes_below, damage_file};
+pub use failure::{CheckResult, Context, Failure, FailureKind};
+pub use harness::{Capabilities, Damage, Harness, bytes_below, damage_file};
+
+/// What [`run_check`] prints for a check that does not apply, followed by
+/// the check's name and the reason: `cargo xtask conformance` reads it to
+/// show `n/a`.
+pub const NOT_APPLICABLE_MARKER: &str = "respcache-conformance n/a:";
+
+/// What each of the suite's own proofs prints when it holds, followed by
+/// `check | broken manager | kind | what the check saw`: `cargo xtask
+/// conformance --prove` reads it to print the proof table.
+#[doc(hidden)]
+pub const PROOF_MARKER: &str = "respcache-conformance proof:";
 
 /// Runs one check on a fresh multi-threaded runtime and panics with the
-/// failure's message if it does not hold: the body of every generated test.
+/// failure if it does not hold; a check that does not apply to the
+/// harness passes.
 pub fn run(check: impl std::future::Future<Output = CheckResult>) {
+    run_check("check", check);
+}
+
+/// Runs the check `name` on a fresh multi-threaded runtime and panics with
+/// the failure if it does not hold: the body of every generated test. A
+/// check that does not apply to the harness passes and prints
+/// [`NOT_APPLICABLE_MARKER`], its name and why.
+pub fn run_check(name: &str, check: impl std::future::Future<Output = CheckResult>) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
         .build()
         .expect("a tokio runtime for the check");
-    if let Err(failure) = runtime.block_on(check) {
-        panic!("conformance check failed: {failure}");
+    match runtime.block_on(check) {
+        Ok(()) => {}
+        Err(failure) if failure.is_not_applicable() => {
+            println!("{NOT_APPLICABLE_MARKER} {name}: {}", failure.message());
+        }
+        Err(failure) => panic!("conformance check {name} failed: {failure}"),
     }
 }
 
@@ -65,6 +95,7 @@ macro_rules! __each_buffered_check {
             keys_are_isolated_when_bodies_are_shared,
             overwriting_a_key_that_shares_a_body_leaves_the_other_intact,
             many_keys_do_not_interfere,
+            keys_with_path_syntax_are_distinct_entries,
             keys_with_path_syntax_stay_inside_the_root,
             keys_of_64_kib_work,
             keys_differing_only_in_case_are_distinct,
@@ -87,7 +118,7 @@ macro_rules! __harness_tests {
     ($harness:ty; $($check:ident),* $(,)?) => {$(
         #[test]
         fn $check() {
-            $crate::run(async {
+            $crate::run_check(stringify!($check), async {
                 let harness = <$harness as $crate::Harness>::create().await;
                 $crate::checks::$check(&harness).await
             });
@@ -105,7 +136,7 @@ macro_rules! buffered_suite {
 
         #[test]
         fn all_or_nothing_after_sigkill() {
-            $crate::run(async {
+            $crate::run_check("all_or_nothing_after_sigkill", async {
                 let harness = <$harness as $crate::Harness>::create().await;
                 let child = $crate::checks::ChildTest::writer(module_path!());
                 $crate::checks::all_or_nothing_after_sigkill(&harness, &child).await
@@ -114,7 +145,7 @@ macro_rules! buffered_suite {
 
         #[test]
         fn two_processes_share_one_location() {
-            $crate::run(async {
+            $crate::run_check("two_processes_share_one_location", async {
                 let harness = <$harness as $crate::Harness>::create().await;
                 let child = $crate::checks::ChildTest::writer(module_path!());
                 $crate::checks::two_processes_share_one_location(&harness, &child).await
@@ -159,7 +190,7 @@ macro_rules! streaming_suite {
 
         #[test]
         fn streaming_memory_stays_flat() {
-            $crate::run(async {
+            $crate::run_check("streaming_memory_stays_flat", async {
                 let harness = <$harness as $crate::Harness>::create().await;
                 let child = $crate::checks::ChildTest::streamer(module_path!());
                 $crate::checks::streaming_memory_stays_flat(&harness, &child).await

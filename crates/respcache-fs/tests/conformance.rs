@@ -4,12 +4,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use respcache_conformance::{Damage, Harness, bytes_below, damage_file};
+use respcache_conformance::{Capabilities, Damage, Harness, bytes_below, damage_file};
 use respcache_core::BoxError;
 use respcache_fs::StreamingManager;
 
 struct FsHarness {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     root: PathBuf,
     manager: Arc<StreamingManager>,
 }
@@ -18,15 +18,15 @@ struct FsHarness {
 impl Harness for FsHarness {
     type Manager = StreamingManager;
 
+    fn capabilities() -> Capabilities {
+        Capabilities::ALL
+    }
+
     async fn create() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let root = dir.path().join("cache");
+        let root = dir.path().join("a").join("b").join("cache");
         let manager = Arc::new(StreamingManager::new(root.clone()));
-        Self {
-            _dir: dir,
-            root,
-            manager,
-        }
+        Self { dir, root, manager }
     }
 
     fn manager(&self) -> Arc<StreamingManager> {
@@ -47,6 +47,10 @@ impl Harness for FsHarness {
 
     fn root(&self) -> Option<PathBuf> {
         Some(self.root.clone())
+    }
+
+    fn sandbox(&self) -> Option<PathBuf> {
+        Some(self.dir.path().to_path_buf())
     }
 
     async fn damage(&self, key: &str, how: Damage) -> Result<(), BoxError> {

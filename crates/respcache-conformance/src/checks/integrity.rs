@@ -1,49 +1,78 @@
-use crate::checks::{fetch, round_trip::missing, store};
-use crate::failure::Context;
+use crate::checks::{fetch, missing, require, store, store_and_verify, verify};
+use crate::failure::{Context, FailureKind};
 use crate::{CheckResult, Damage, Failure, Harness, ensure, fixtures};
 use respcache_core::CacheManager;
 
 /// Damages a stored entry as `how` says and proves the manager never returns
 /// it as valid: `get` is `Ok(None)` (the entry is dropped, so a second get is
-/// a miss too), and a new put on the key works.
+/// a miss too), a neighbour is unharmed, and a new put on the key works.
 async fn damaged_entry_is_a_miss<H: Harness>(h: &H, how: Damage) -> CheckResult {
+    require::<H>(
+        |c| c.damageable_medium,
+        "its medium can be damaged (damageable_medium)",
+    )?;
     let manager = h.manager();
-    let original = fixtures::generated(3, 1, 256 * 1024);
-    store(&*manager, "victim", original.clone()).await?;
-    store(&*manager, "bystander", fixtures::generated(4, 1, 1000)).await?;
-    h.damage("victim", how)
-        .await
-        .context(&format!("damaging the entry ({how:?})"))?;
+    store_and_verify(
+        &*manager,
+        "victim",
+        3,
+        fixtures::generated(3, 1, 256 * 1024),
+    )
+    .await?;
+    store_and_verify(&*manager, "bystander", 4, fixtures::generated(4, 1, 1000)).await?;
+    h.damage("victim", how).await.context_as(
+        FailureKind::Harness,
+        &format!("damaging the entry ({how:?})"),
+    )?;
 
     match manager.get("victim").await {
         Ok(None) => {}
         Ok(Some((back, _))) => {
-            let verdict = match fixtures::verify_generated(3, &back) {
-                Ok(_) => "the undamaged value, so the damage was not detected or not made".into(),
-                Err(e) => format!("damaged bytes as a valid entry ({e})"),
-            };
-            return Err(Failure(format!("after {how:?}, get returned {verdict}")));
+            return Err(match fixtures::verify_generated(3, &back) {
+                Ok(_) => Failure::new(
+                    FailureKind::Harness,
+                    format!(
+                        "after {how:?}, get returned the undamaged entry: the damage did not reach what get reads"
+                    ),
+                ),
+                Err(e) => Failure::new(
+                    FailureKind::Integrity,
+                    format!("after {how:?}, get returned damaged bytes as a valid entry ({e})"),
+                ),
+            });
         }
         Err(err) => {
-            return Err(Failure(format!(
-                "after {how:?}, get failed instead of missing: {err}"
-            )));
+            return Err(Failure::new(
+                FailureKind::Integrity,
+                format!("after {how:?}, get failed instead of missing: {err}"),
+            ));
         }
     }
     ensure!(
+        Integrity,
         fetch(&*manager, "victim").await?.is_none(),
-        "the damaged entry was not dropped"
+        "after {how:?}, the damaged entry was not dropped: a second get returned it"
     );
     let bystander = fetch(&*manager, "bystander")
         .await?
-        .ok_or_else(|| missing("bystander"))?;
-    fixtures::verify_generated(4, &bystander).map_err(Failure)?;
+        .ok_or_else(|| missing(FailureKind::Isolation, "bystander"))?;
+    verify(
+        FailureKind::Isolation,
+        4,
+        &bystander,
+        "the undamaged bystander",
+    )?;
 
-    store(&*manager, "victim", fixtures::generated(3, 2, 10)).await?;
-    let back = fetch(&*manager, "victim")
-        .await?
-        .ok_or_else(|| missing("victim"))?;
-    fixtures::verify_generated(3, &back).map_err(Failure)?;
+    store(&*manager, "victim", fixtures::generated(3, 2, 10))
+        .await
+        .map_err(|f| f.with_kind(FailureKind::Integrity))?;
+    let back = fetch(&*manager, "victim").await?.ok_or_else(|| {
+        missing(
+            FailureKind::Integrity,
+            "victim, stored again after the damage",
+        )
+    })?;
+    verify(FailureKind::Integrity, 3, &back, "the victim stored again")?;
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use respcache_core::{CacheManager, StreamingCacheManager, StreamingError};
 
 use crate::checks::process::{CHILD_LOCATION_ENV, ChildTest};
-use crate::failure::Context;
+use crate::failure::{Context, FailureKind};
 use crate::{CheckResult, Failure, Harness, ensure, fixtures};
 
 /// Bytes streamed through the cache by the memory check.
@@ -31,44 +31,72 @@ where
     H: Harness,
     H::Manager: StreamingCacheManager,
 {
+    streaming_memory_stays_flat_with(h, child, STREAMED_BYTES).await
+}
+
+/// [`streaming_memory_stays_flat`] with `bytes` streamed instead of
+/// 1 GiB, and the same bound: for the suite's own proof, whose broken
+/// manager holds every byte it streams.
+#[doc(hidden)]
+pub async fn streaming_memory_stays_flat_with<H>(
+    h: &H,
+    child: &ChildTest,
+    bytes: u64,
+) -> CheckResult
+where
+    H: Harness,
+    H::Manager: StreamingCacheManager,
+{
     let mut command = child.command(&h.location())?;
     command
-        .env(STREAM_BYTES_ENV, STREAMED_BYTES.to_string())
+        .env(STREAM_BYTES_ENV, bytes.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let output = tokio::time::timeout(DEADLINE, command.output())
         .await
-        .map_err(|_| Failure(format!("the streaming child took over {DEADLINE:?}")))?
+        .map_err(|_| {
+            Failure::new(
+                FailureKind::Operation,
+                format!("the streaming child took over {DEADLINE:?}"),
+            )
+        })?
         .context("running the streaming child")?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let report = stdout
         .lines()
         .find_map(|line| line.split_once(REPORT_PREFIX).map(|(_, value)| value))
         .ok_or_else(|| {
-            Failure(format!(
-                "the streaming child reported nothing ({}): {}{}",
-                output.status,
-                stdout.trim(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
+            Failure::new(
+                FailureKind::Operation,
+                format!(
+                    "the streaming child reported nothing ({}): {}{}",
+                    output.status,
+                    stdout.trim(),
+                    String::from_utf8_lossy(&output.stderr).trim()
+                ),
+            )
         })?;
-    let growth: u64 = report
-        .trim()
-        .parse()
-        .map_err(|_| Failure(format!("the streaming child reported {report:?}")))?;
+    let growth: u64 = report.trim().parse().map_err(|_| {
+        Failure::new(
+            FailureKind::Operation,
+            format!("the streaming child reported {report:?}"),
+        )
+    })?;
     ensure!(
+        Operation,
         output.status.success(),
         "the streaming child failed ({}): {}",
         output.status,
         stdout.trim()
     );
     println!(
-        "peak resident memory grew by {} KiB while streaming {STREAMED_BYTES} bytes in and out",
+        "peak resident memory grew by {} KiB while streaming {bytes} bytes in and out",
         growth / 1024
     );
     ensure!(
+        Memory,
         growth < PEAK_GROWTH_BOUND,
-        "peak resident memory grew by {growth} bytes while streaming {STREAMED_BYTES} bytes (bound {PEAK_GROWTH_BOUND})"
+        "peak resident memory grew by {growth} bytes while streaming {bytes} bytes (bound {PEAK_GROWTH_BOUND})"
     );
     Ok(())
 }

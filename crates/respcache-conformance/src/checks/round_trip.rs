@@ -1,15 +1,21 @@
 use bytes::Bytes;
 use http::HeaderValue;
-use respcache_core::{CacheManager, HttpVersion};
+use respcache_core::{CacheManager, HttpResponse, HttpVersion};
 
-use crate::checks::{fetch, store};
-use crate::failure::Context;
-use crate::{CheckResult, Harness, ensure, ensure_eq, fixtures};
+use crate::checks::{fetch, fetch_as, missing, store, verify};
+use crate::failure::{Context, FailureKind};
+use crate::{CheckResult, Failure, Harness, ensure, ensure_eq, fixtures};
 
-/// A key never stored reads as `Ok(None)`.
+/// A key never stored reads as `Ok(None)`, also beside a stored key.
 pub async fn get_of_missing_key_is_none<H: Harness>(h: &H) -> CheckResult {
-    let found = fetch(&*h.manager(), "never-stored").await?;
-    ensure!(found.is_none(), "a key never stored returned an entry");
+    let manager = h.manager();
+    store(&*manager, "stored", fixtures::response("present")).await?;
+    let found = fetch_as(FailureKind::MissingKey, &*manager, "never-stored").await?;
+    ensure!(
+        MissingKey,
+        found.is_none(),
+        "a key never stored returned an entry"
+    );
     Ok(())
 }
 
@@ -19,24 +25,59 @@ pub async fn delete_of_missing_key_is_ok<H: Harness>(h: &H) -> CheckResult {
     manager
         .delete("never-stored")
         .await
-        .context("delete of a missing key")?;
+        .context_as(FailureKind::MissingKey, "delete of a missing key")?;
     ensure!(
+        MissingKey,
         fetch(&*manager, "never-stored").await?.is_none(),
         "delete created an entry"
     );
     Ok(())
 }
 
-/// `put` returns the response it stored.
+/// A response with everything a round trip can lose: repeated and
+/// non-UTF-8 header values, a binary body, an unusual status and version.
+fn rich_response() -> Result<HttpResponse, Failure> {
+    let mut response = fixtures::response((0..=255u8).rev().collect::<Vec<u8>>());
+    response.status = 203;
+    response.version = HttpVersion::H2;
+    for value in ["a=1", "b=2"] {
+        response
+            .headers
+            .append("set-cookie", HeaderValue::from_static(value));
+    }
+    response.headers.append(
+        "x-raw",
+        HeaderValue::from_bytes(b"caf\xe9").context("value")?,
+    );
+    Ok(response)
+}
+
+/// `put` returns the response it stored: what `get` then reads, which is
+/// the response it was given. A wrapper that returns its input but stores
+/// something else fails.
 pub async fn put_returns_the_stored_response<H: Harness>(h: &H) -> CheckResult {
-    let response = fixtures::response("returned");
+    let response = rich_response()?;
     let policy = fixtures::policy_for(&response);
-    let returned = h
-        .manager()
+    let manager = h.manager();
+    let returned = manager
         .put("k".into(), response.clone(), policy)
         .await
         .context("put")?;
-    ensure_eq!(returned, response, "put returned another response");
+    let stored = fetch(&*manager, "k")
+        .await?
+        .ok_or_else(|| missing(FailureKind::RoundTrip, "k"))?;
+    ensure_eq!(
+        PutResult,
+        returned,
+        stored,
+        "put returned another response than the one get reads back"
+    );
+    ensure_eq!(
+        RoundTrip,
+        stored,
+        response,
+        "round trip changed the response"
+    );
     Ok(())
 }
 
@@ -53,7 +94,12 @@ pub async fn round_trip_keeps_status_version_headers_body_and_url<H: Harness>(
         .insert("etag", HeaderValue::from_static("\"v1\""));
     store(&*h.manager(), "k", response.clone()).await?;
     let back = fetch(&*h.manager(), "k").await?;
-    ensure_eq!(back, Some(response), "round trip changed the response");
+    ensure_eq!(
+        RoundTrip,
+        back,
+        Some(response),
+        "round trip changed the response"
+    );
     Ok(())
 }
 
@@ -66,7 +112,7 @@ pub async fn round_trip_keeps_every_http_version<H: Harness>(h: &H) -> CheckResu
         let key = format!("version-{version:?}");
         store(&*manager, &key, response).await?;
         let back = fetch(&*manager, &key).await?.map(|r| r.version);
-        ensure_eq!(back, Some(version), "version did not survive");
+        ensure_eq!(RoundTrip, back, Some(version), "version did not survive");
     }
     Ok(())
 }
@@ -90,13 +136,13 @@ pub async fn round_trip_keeps_repeated_header_values_in_order<H: Harness>(h: &H)
     store(&*h.manager(), "k", response.clone()).await?;
     let back = fetch(&*h.manager(), "k")
         .await?
-        .ok_or_else(|| missing("k"))?;
+        .ok_or_else(|| missing(FailureKind::RoundTrip, "k"))?;
     for name in ["set-cookie", "vary", "link"] {
         let want: Vec<_> = response.headers.get_all(name).iter().collect();
         let got: Vec<_> = back.headers.get_all(name).iter().collect();
-        ensure_eq!(got, want, "values of {name}");
+        ensure_eq!(RoundTrip, got, want, "values of {name}");
     }
-    ensure_eq!(back.headers, response.headers, "headers");
+    ensure_eq!(RoundTrip, back.headers, response.headers, "headers");
     Ok(())
 }
 
@@ -117,15 +163,16 @@ pub async fn round_trip_keeps_non_utf8_header_values<H: Harness>(h: &H) -> Check
     store(&*h.manager(), "k", response.clone()).await?;
     let back = fetch(&*h.manager(), "k")
         .await?
-        .ok_or_else(|| missing("k"))?;
+        .ok_or_else(|| missing(FailureKind::RoundTrip, "k"))?;
     ensure_eq!(
+        RoundTrip,
         back.headers
             .get("content-disposition")
             .map(|v| v.as_bytes()),
         Some(raw),
         "non-UTF-8 value"
     );
-    ensure_eq!(back.headers, response.headers, "headers");
+    ensure_eq!(RoundTrip, back.headers, response.headers, "headers");
     Ok(())
 }
 
@@ -135,6 +182,7 @@ pub async fn round_trip_keeps_an_empty_body<H: Harness>(h: &H) -> CheckResult {
     response.status = 204;
     store(&*h.manager(), "k", response.clone()).await?;
     ensure_eq!(
+        RoundTrip,
         fetch(&*h.manager(), "k").await?,
         Some(response),
         "empty body"
@@ -151,8 +199,14 @@ pub async fn round_trip_keeps_a_binary_body_with_every_byte_value<H: Harness>(
     store(&*h.manager(), "k", response.clone()).await?;
     let back = fetch(&*h.manager(), "k")
         .await?
-        .ok_or_else(|| missing("k"))?;
-    ensure!(back.body == response.body, "binary body changed");
+        .ok_or_else(|| missing(FailureKind::RoundTrip, "k"))?;
+    ensure!(
+        RoundTrip,
+        back.body == response.body,
+        "binary body changed: {} bytes back, {} stored",
+        back.body.len(),
+        response.body.len()
+    );
     Ok(())
 }
 
@@ -162,8 +216,8 @@ pub async fn round_trip_keeps_a_large_body<H: Harness>(h: &H) -> CheckResult {
     store(&*h.manager(), "large", response).await?;
     let back = fetch(&*h.manager(), "large")
         .await?
-        .ok_or_else(|| missing("large"))?;
-    fixtures::verify_generated(0, &back).map_err(crate::Failure)?;
+        .ok_or_else(|| missing(FailureKind::RoundTrip, "large"))?;
+    verify(FailureKind::RoundTrip, 0, &back, "the 5 MiB entry")?;
     Ok(())
 }
 
@@ -178,7 +232,7 @@ pub async fn round_trip_keeps_every_status_class<H: Harness>(h: &H) -> CheckResu
         let key = format!("status-{status}");
         store(&*manager, &key, response).await?;
         let back = fetch(&*manager, &key).await?.map(|r| r.status);
-        ensure_eq!(back, Some(status), "status");
+        ensure_eq!(RoundTrip, back, Some(status), "status");
     }
     Ok(())
 }
@@ -203,12 +257,16 @@ pub async fn round_trip_keeps_an_equivalent_policy<H: Harness>(h: &H) -> CheckRe
         .get("k")
         .await
         .context("get")?
-        .ok_or_else(|| missing("k"))?;
-    let as_json =
-        |p: &respcache_core::CachePolicy| serde_json::to_value(p).map_err(|e| e.to_string());
-    ensure_eq!(as_json(&back), as_json(&policy), "policy changed");
+        .ok_or_else(|| missing(FailureKind::RoundTrip, "k"))?;
+    ensure_eq!(
+        RoundTrip,
+        policy_json(&back),
+        policy_json(&policy),
+        "policy changed"
+    );
     let now = std::time::SystemTime::now();
     ensure_eq!(
+        RoundTrip,
         back.time_to_live(now).as_secs() / 10,
         policy.time_to_live(now).as_secs() / 10,
         "ttl"
@@ -216,6 +274,10 @@ pub async fn round_trip_keeps_an_equivalent_policy<H: Harness>(h: &H) -> CheckRe
     Ok(())
 }
 
-pub(crate) fn missing(key: &str) -> crate::Failure {
-    crate::Failure(format!("entry {key:?} was stored but reads as missing"))
+/// A policy's serialized form, maps in key order: two policies with the
+/// same form give the same answers.
+pub(crate) fn policy_json(
+    policy: &respcache_core::CachePolicy,
+) -> Result<serde_json::Value, String> {
+    serde_json::to_value(policy).map_err(|e| e.to_string())
 }

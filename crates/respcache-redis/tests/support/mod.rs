@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use respcache_conformance::{Damage, Harness};
+use respcache_conformance::{Capabilities, Damage, Harness};
 use respcache_core::BoxError;
 use respcache_redis::RedisManager;
 use respcache_redis::server::LocalServer;
@@ -64,6 +64,13 @@ impl RedisHarness {
 #[async_trait::async_trait]
 impl Harness for RedisHarness {
     type Manager = RedisManager;
+
+    /// Entries live in the server, so a new manager and other processes
+    /// see them; the harness damages them through direct Redis commands;
+    /// `update_head` rewrites the head hash in place.
+    fn capabilities() -> Capabilities {
+        Capabilities::ALL
+    }
 
     async fn create() -> Self {
         Self::start()
