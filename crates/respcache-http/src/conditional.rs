@@ -78,6 +78,18 @@ pub(crate) fn strip(headers: &mut HeaderMap) {
     headers.remove(header::IF_MODIFIED_SINCE);
 }
 
+/// Whether a response to `HEAD` describes the stored response (RFC 9111
+/// §4.3.5): each validator it carries (`ETag`, `Last-Modified`) and its
+/// `Content-Length`, when it has one, are the stored response's own.
+pub(crate) fn describes(head_response: &HeaderMap, stored: &HeaderMap) -> bool {
+    [header::ETAG, header::LAST_MODIFIED, header::CONTENT_LENGTH]
+        .iter()
+        .all(|name| match head_response.get(name) {
+            None => true,
+            Some(value) => stored.get(name) == Some(value),
+        })
+}
+
 /// Adds the stored response's validators to a revalidation request.
 pub(crate) fn add_validators(headers: &mut HeaderMap, stored: &HeaderMap) {
     if let Some(etag) = stored.get(header::ETAG) {
@@ -204,6 +216,22 @@ mod tests {
         )])));
         assert!(!conditions.not_modified(&HeaderMap::new()));
         assert!(conditions.not_modified(&headers(&[("date", "Sun, 06 Nov 1994 08:00:00 GMT")])));
+    }
+
+    #[test]
+    fn a_head_response_describes_a_stored_one_with_the_same_validators_and_length() {
+        let stored = headers(&[("etag", "\"a\""), ("content-length", "10")]);
+        assert!(describes(&headers(&[]), &stored));
+        assert!(describes(
+            &headers(&[("etag", "\"a\""), ("content-length", "10")]),
+            &stored
+        ));
+        assert!(!describes(&headers(&[("etag", "\"b\"")]), &stored));
+        assert!(!describes(&headers(&[("content-length", "11")]), &stored));
+        assert!(!describes(
+            &headers(&[("last-modified", "Sun, 06 Nov 1994 08:49:37 GMT")]),
+            &stored
+        ));
     }
 
     #[test]

@@ -289,6 +289,11 @@ impl<S: Storage> HttpCache<S> {
                     Served::Not(why, stored) => (why, Some((found_key, stored)), index),
                 },
             };
+            if why == Forward::UriMiss
+                && let Some(response) = self.serve_part(&parts, &key, mode, now).await
+            {
+                return Found::Answered(response);
+            }
             if mode == CacheMode::OnlyIfCached || rules::only_if_cached(&parts) {
                 return Found::Answered(gateway_timeout(&self.inner.options));
             }

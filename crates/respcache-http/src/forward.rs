@@ -111,6 +111,7 @@ impl<S: Storage> HttpCache<S> {
             if let Err(error) = self.inner.storage.delete(&key).await {
                 tracing::warn!(key = %abbreviate_key(&key), %error, "invalidating a stored entry failed");
             }
+            self.forget_parts(&key).await;
         }
     }
 

@@ -71,6 +71,8 @@ mod lookup;
 mod metrics;
 mod options;
 mod origin;
+mod part_index;
+mod partial;
 mod range;
 mod respond;
 mod revalidate;

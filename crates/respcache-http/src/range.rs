@@ -28,9 +28,6 @@ pub(crate) enum RangeAnswer {
 /// Several ranges, other units, or an `If-Range` that does not match give
 /// the whole response, which RFC 9110 always allows.
 pub(crate) fn answer(request: &HeaderMap, stored: &response::Parts) -> RangeAnswer {
-    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
-        return RangeAnswer::Whole;
-    };
     let total = stored
         .headers
         .get(header::CONTENT_LENGTH)
@@ -42,6 +39,15 @@ pub(crate) fn answer(request: &HeaderMap, stored: &response::Parts) -> RangeAnsw
     if !if_range_matches(request, &stored.headers) {
         return RangeAnswer::Whole;
     }
+    requested(request, total)
+}
+
+/// The one `bytes=` range a request asks for, in a representation of
+/// `total` bytes; `Whole` when it asks for none, several, or another unit.
+pub(crate) fn requested(request: &HeaderMap, total: u64) -> RangeAnswer {
+    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeAnswer::Whole;
+    };
     let Some(spec) = range.trim().strip_prefix("bytes=") else {
         return RangeAnswer::Whole;
     };
@@ -50,12 +56,6 @@ pub(crate) fn answer(request: &HeaderMap, stored: &response::Parts) -> RangeAnsw
     }
     let Some((first, last)) = spec.trim().split_once('-') else {
         return RangeAnswer::Whole;
-    };
-    let number = |text: &str| -> Option<u64> {
-        let text = text.trim();
-        (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
-            .then(|| text.parse().ok())
-            .flatten()
     };
     let (start, end) = match (first.trim().is_empty(), number(first), number(last)) {
         // bytes=-N: the last N bytes.
@@ -77,6 +77,44 @@ pub(crate) fn answer(request: &HeaderMap, stored: &response::Parts) -> RangeAnsw
         len: end - start + 1,
         total,
     }
+}
+
+/// The `Content-Range` of a `206` that carries one range of a
+/// representation of known length: `bytes first-last/total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ContentRange {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) total: u64,
+}
+
+impl ContentRange {
+    /// The range in `headers`, when it is one well-formed byte range of a
+    /// known total (RFC 9110 §14.4).
+    pub(crate) fn of(headers: &HeaderMap) -> Option<Self> {
+        let mut values = headers.get_all(header::CONTENT_RANGE).iter();
+        let value = values.next()?.to_str().ok()?;
+        if values.next().is_some() {
+            return None;
+        }
+        let (range, total) = value.trim().strip_prefix("bytes ")?.split_once('/')?;
+        let (first, last) = range.split_once('-')?;
+        let (first, last, total) = (number(first)?, number(last)?, number(total)?);
+        (first <= last && last < total).then_some(Self { first, last, total })
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> u64 {
+        self.last - self.first + 1
+    }
+}
+
+/// A decimal number of bytes, digits only.
+fn number(text: &str) -> Option<u64> {
+    let text = text.trim();
+    (!text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| text.parse().ok())
+        .flatten()
 }
 
 fn if_range_matches(request: &HeaderMap, stored: &HeaderMap) -> bool {
@@ -213,6 +251,30 @@ mod tests {
         let mut stale_tag = range("bytes=0-1");
         stale_tag.insert(header::IF_RANGE, HeaderValue::from_static("\"v0\""));
         assert_eq!(answer(&stale_tag, &stored(10)), RangeAnswer::Whole);
+    }
+
+    #[test]
+    fn content_ranges_are_one_known_range_or_none() {
+        let of = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_RANGE, HeaderValue::from_static(value));
+            ContentRange::of(&headers)
+        };
+        let range = of("bytes 4-9/10").unwrap();
+        assert_eq!(
+            (range.first, range.last, range.total, range.len()),
+            (4, 9, 10, 6)
+        );
+        for invalid in [
+            "bytes 4-9/*",
+            "bytes */10",
+            "bytes 9-4/10",
+            "bytes 4-10/10",
+            "items 1-2/3",
+            "bytes a-b/c",
+        ] {
+            assert_eq!(of(invalid), None, "{invalid}");
+        }
     }
 
     #[tokio::test]

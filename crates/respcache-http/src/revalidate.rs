@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use http::header;
-use http::{Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode};
 use respcache_core::{BoxError, abbreviate_key};
 
 use crate::body::{self, CacheBody, Guarded};
@@ -73,8 +73,25 @@ impl<S: Storage> HttpCache<S> {
         if response.status() == StatusCode::NOT_MODIFIED {
             let (head, _) = response.into_parts();
             return Ok(self
-                .refresh(exchange, key, stored, &head.headers, status)
+                .refresh(&mut exchange, key, stored, &head.headers, status)
                 .await);
+        }
+        // RFC 9111 §4.3.5: a 200 (or 410) to a HEAD updates the stored GET
+        // response it describes: the same validators, the same length.
+        let updates_stored = exchange.parts.method == Method::HEAD
+            && matches!(response.status(), StatusCode::OK | StatusCode::GONE)
+            && conditional::describes(response.headers(), &stored.head.headers);
+        if updates_stored {
+            let (head, body) = response.into_parts();
+            let refreshed = self
+                .refresh(&mut exchange, key, stored, &head.headers, status.clone())
+                .await;
+            if head.status == StatusCode::OK {
+                return Ok(refreshed);
+            }
+            // The stored fields are updated; the client hears the origin.
+            let response = Response::from_parts(head, body);
+            return Ok(self.finish(&mut exchange, response, &status, client_conditions));
         }
         drop(stored);
         exchange.mode = CacheMode::Default;
@@ -86,7 +103,7 @@ impl<S: Storage> HttpCache<S> {
     /// stored head, which is stored again and served with the stored body.
     async fn refresh(
         &self,
-        mut exchange: Exchange,
+        exchange: &mut Exchange,
         key: String,
         stored: Stored,
         update: &http::HeaderMap,

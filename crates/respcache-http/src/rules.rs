@@ -271,11 +271,16 @@ fn pragma_no_cache(headers: &HeaderMap) -> bool {
 /// Whether a request may wait for another request's response to the same
 /// key (request coalescing): not when it could not share that response.
 pub(crate) fn may_collapse(request: &request::Parts, mode: CacheMode, shared: bool) -> bool {
+    let headers = &request.headers;
+    let authorized = shared && headers.contains_key(header::AUTHORIZATION);
+    // Another range's part would not answer a range request.
+    let ranged = headers.contains_key(header::RANGE);
     matches!(
         mode,
         CacheMode::Default | CacheMode::ForceCache | CacheMode::IgnoreRules
-    ) && !(shared && request.headers.contains_key(header::AUTHORIZATION))
-        && !Directives::of(&request.headers).has("no-store")
+    ) && !authorized
+        && !ranged
+        && !Directives::of(headers).has("no-store")
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ use crate::vary::{self, VaryIndex};
 /// stored whole before their head goes out, so that `Cache-Status` can say
 /// `stored` truthfully and requests waiting for the same key find the
 /// entry committed.
-const STORED_BEFORE_HEAD: u64 = 64 * 1024;
+pub(crate) const STORED_BEFORE_HEAD: u64 = 64 * 1024;
 
 /// Whether the body of an exchange's response is being stored.
 #[derive(Debug, Default)]
@@ -51,6 +51,9 @@ impl<S: Storage> HttpCache<S> {
     ) -> Response<CacheBody> {
         let (mut head, body) = response.into_parts();
         vary::strip_internal(&mut head.headers);
+        if head.status == http::StatusCode::PARTIAL_CONTENT {
+            return self.store_part(exchange, head, body, status).await;
+        }
         let options = &self.inner.options;
         let parts = &exchange.parts;
         let fields = vary_fields(&head.headers);
@@ -309,7 +312,10 @@ fn as_get(parts: &request::Parts) -> Request<()> {
 /// now; returns the body for the caller and, when the body was whole,
 /// whether the entry was committed (a backend that does not tell is taken
 /// at its word).
-async fn store_whole(body: CacheBody, commit: Option<CommitWatch>) -> (CacheBody, Option<bool>) {
+pub(crate) async fn store_whole(
+    body: CacheBody,
+    commit: Option<CommitWatch>,
+) -> (CacheBody, Option<bool>) {
     let (body, complete) = body::read_whole(body).await;
     if !complete {
         return (body, None);

@@ -99,7 +99,12 @@ impl VaryIndex {
 
 /// Whether `name` is the engine's own storage field.
 pub(crate) fn is_internal(name: &HeaderName) -> bool {
-    name.as_str() == INDEX_FIELD || name.as_str() == crate::freshness::RECEIVED_FIELD
+    [
+        INDEX_FIELD,
+        crate::freshness::RECEIVED_FIELD,
+        crate::part_index::PARTS_FIELD,
+    ]
+    .contains(&name.as_str())
 }
 
 /// Removes the engine's own storage fields (from an origin's response,
@@ -107,6 +112,7 @@ pub(crate) fn is_internal(name: &HeaderName) -> bool {
 pub(crate) fn strip_internal(headers: &mut HeaderMap) {
     headers.remove(INDEX_FIELD);
     headers.remove(crate::freshness::RECEIVED_FIELD);
+    headers.remove(crate::part_index::PARTS_FIELD);
 }
 
 #[cfg(test)]
