@@ -13,11 +13,43 @@ use sha2::{Digest, Sha256};
 /// and removed from origin responses so that none can pose as an index.
 const INDEX_FIELD: &str = "respcache-vary-index";
 
-/// Request fields whose values are case-insensitive tokens, so that
-/// `en-GB` and `en-gb` select one variant: language ranges (RFC 4647
-/// §2.1), content codings (RFC 9110 §8.4.1) and charsets (§8.3.2).
-/// Item order is kept everywhere: an origin may read it as preference.
-const CASE_INSENSITIVE: &[&str] = &["accept-language", "accept-encoding", "accept-charset"];
+/// Request fields that are lists of case-insensitive tokens with weights,
+/// so that `en-GB` and `en-gb` select one variant, and so do `en, de`
+/// and `de, en`: language ranges (RFC 4647 §2.1), content codings (RFC
+/// 9110 §8.4.1) and charsets (§8.3.2). Other fields keep their case and
+/// their order.
+const WEIGHTED: &[&str] = &["accept-language", "accept-encoding", "accept-charset"];
+
+/// One item of a weighted list in one spelling: lower case, no spaces, and
+/// `q=1` (the default weight) left out.
+fn normalise_weighted(item: &[u8]) -> Vec<u8> {
+    let mut parts: Vec<Vec<u8>> = item
+        .split(|&b| b == b';')
+        .map(|part| {
+            part.iter()
+                .filter(|b| !b.is_ascii_whitespace())
+                .map(u8::to_ascii_lowercase)
+                .collect()
+        })
+        .collect();
+    parts.retain(|part| !matches!(part.as_slice(), b"q=1" | b"q=1.0" | b"q=1.00" | b"q=1.000"));
+    parts.join(&b';')
+}
+
+/// The weight of a normalised item: its `q`, 1 when it has none, 0 when
+/// it is unreadable.
+fn weight(item: &[u8]) -> f32 {
+    item.split(|&b| b == b';')
+        .skip(1)
+        .find_map(|part| part.strip_prefix(b"q="))
+        .map_or(1.0, |q| {
+            std::str::from_utf8(q)
+                .ok()
+                .and_then(|q| q.parse::<f32>().ok())
+                .filter(|q| (0.0..=1.0).contains(q))
+                .unwrap_or(0.0)
+        })
+}
 
 /// A resource's `Vary` index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,22 +104,30 @@ impl VaryIndex {
         let mut hash = Sha256::new();
         for field in &self.fields {
             hash.update(field.as_bytes());
-            let fold_case = CASE_INSENSITIVE.contains(&field.as_str());
+            let weighted = WEIGHTED.contains(&field.as_str());
             // Lines combined and spaces around commas dropped: the same
             // list written differently selects the same variant.
-            let values: Vec<&[u8]> = headers
+            let mut values: Vec<Vec<u8>> = headers
                 .get_all(field.as_str())
                 .iter()
                 .flat_map(|value| value.as_bytes().split(|&b| b == b','))
                 .map(|item| item.trim_ascii())
+                .map(|item| {
+                    if weighted {
+                        normalise_weighted(item)
+                    } else {
+                        item.to_vec()
+                    }
+                })
                 .collect();
+            if weighted {
+                // A preference is its weight (RFC 9110 §12.4.2), not its
+                // place in the list: order by weight, then by name.
+                values.sort_by(|a, b| weight(b).total_cmp(&weight(a)).then_with(|| a.cmp(b)));
+            }
             for value in &values {
                 hash.update(b"\x01");
-                if fold_case {
-                    hash.update(value.to_ascii_lowercase());
-                } else {
-                    hash.update(value);
-                }
+                hash.update(value);
             }
             hash.update(if values.is_empty() { b"\x03" } else { b"\x02" });
         }
@@ -149,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn language_and_coding_tokens_fold_case_but_keep_their_order() {
+    fn weighted_lists_fold_case_and_order_by_weight_not_place() {
         let index = VaryIndex::for_fields(
             vec!["accept-language".into(), "accept-encoding".into()],
             None,
@@ -160,9 +200,31 @@ mod tests {
             plain,
             key(&[("accept-language", "eN,De"), ("accept-encoding", "GZIP")])
         );
+        assert_eq!(
+            plain,
+            key(&[
+                ("accept-language", "de, en;q=1"),
+                ("accept-encoding", "gzip")
+            ]),
+            "equal weights, another order"
+        );
         assert_ne!(
             plain,
-            key(&[("accept-language", "de, en"), ("accept-encoding", "gzip")])
+            key(&[
+                ("accept-language", "de, en;q=0.5"),
+                ("accept-encoding", "gzip")
+            ]),
+            "a different preference"
+        );
+        assert_eq!(
+            key(&[
+                ("accept-language", "fr;q=0.5, de"),
+                ("accept-encoding", "gzip")
+            ]),
+            key(&[
+                ("accept-language", "de;q=1.0, fr; q=0.5"),
+                ("accept-encoding", "gzip")
+            ])
         );
         let other = VaryIndex::for_fields(vec!["x-token".into()], None);
         assert_ne!(
