@@ -83,6 +83,15 @@ pub struct Args {
     /// loop and gets 508. Default: `respcache-` and a random id.
     #[arg(long, value_name = "NAME")]
     pub via_name: Option<String>,
+    /// A targeted cache-control field (RFC 9213) for this proxy, obeyed
+    /// before `CDN-Cache-Control` (repeat for several, first first).
+    #[arg(long, value_name = "NAME", value_parser = parse_field_name)]
+    pub targeted_field: Vec<http::HeaderName>,
+}
+
+fn parse_field_name(value: &str) -> Result<http::HeaderName, String> {
+    http::HeaderName::from_bytes(value.as_bytes())
+        .map_err(|_| format!("{value:?} is not a field name"))
 }
 
 fn parse_upstream(value: &str) -> Result<Uri, String> {

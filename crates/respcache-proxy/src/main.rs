@@ -58,6 +58,12 @@ fn options(args: &Args) -> Options {
         stale_only_if_explicit: !args.serve_stale_unmarked,
         private_set_cookie: !args.share_set_cookie,
         hit_for_pass: args.hit_for_pass,
+        targeted_fields: args
+            .targeted_field
+            .iter()
+            .cloned()
+            .chain([http::header::CDN_CACHE_CONTROL])
+            .collect(),
         ..Options::default()
     }
 }
