@@ -210,12 +210,19 @@ impl<S: Storage> HttpCache<S> {
         // in `Connection` go before keying. A request that names `Host`
         // there would be keyed for one site and answered for another: it
         // is not cached.
+        // A GET with a body may be answered by what the body says: such a
+        // request is passed on, not cached (RFC 9110 §9.3.1).
+        let has_body = parts.headers.contains_key(header::TRANSFER_ENCODING)
+            || parts
+                .headers
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|length| length.as_bytes() != b"0");
         let mut names_host = false;
         if self.inner.options.shared {
             names_host = directives::connection_names(&parts.headers, &header::HOST);
             remove_hop_by_hop(&mut parts.headers);
         }
-        let cacheable = readable && !names_host && has_valid_target(&parts);
+        let cacheable = readable && !names_host && !has_body && has_valid_target(&parts);
         if !cacheable {
             if readable && (mode == CacheMode::OnlyIfCached || rules::only_if_cached(&parts)) {
                 // Nothing may be stored for such a target, and the origin

@@ -455,3 +455,35 @@ async fn stored_is_said_and_counted_only_once_the_backend_committed() {
     );
     assert_eq!(working.metrics().stores, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_with_a_body_is_passed_on_not_cached() {
+    let origin = Origin::start(|seen, _| {
+        let mut r = response(200, &[("cache-control", "max-age=600")], "");
+        *r.body_mut() = respcache_http::full(format!("answer to {:?}", seen.body));
+        r
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shared_cache(&dir);
+    let url = origin.url("/search");
+    let with_body = |text: &'static str| {
+        http::Request::get(url.as_str())
+            .header("content-length", text.len())
+            .body(http_body_util::Full::new(Bytes::from_static(
+                text.as_bytes(),
+            )))
+            .unwrap()
+    };
+    let first = send(&cache, with_body("q=alice")).await;
+    assert!(
+        first.cache_status().contains("fwd=bypass"),
+        "{}",
+        first.cache_status()
+    );
+    let other = send(&cache, with_body("q=bob")).await;
+    assert_eq!(
+        other.body, "answer to b\"q=bob\"",
+        "another body got the first's answer"
+    );
+}
