@@ -1,7 +1,8 @@
-//! `cargo xtask ci`: format, lints, tests, docs, benches compiled, and the
-//! conformance table. The README's test command and what `.ci/run` calls.
+//! `cargo xtask ci`: format, lints, tests, docs, the guide, benches
+//! compiled, and the conformance table, after installing the programs the
+//! tests need. The README's test command, and all that `.ci/run` calls.
 
-use crate::{TaskResult, cargo, conformance, run_step};
+use crate::{TaskResult, cargo, conformance, guide, run_step, tools};
 
 /// What the core must never depend on: a user who picks one backend
 /// compiles only that backend's storage, format and hash.
@@ -10,7 +11,10 @@ const FORBIDDEN_IN_CORE: &[&str] = &["cacache", "bincode", "serde_json", "sha2",
 pub fn run() -> TaskResult {
     run_step("format", &mut cargo(&["fmt", "--all", "--", "--check"]))?;
     core_dependencies_are_clean()?;
-    redis_server_is_installed()?;
+    println!("\n== programs the tests need");
+    println!("redis-server: {}", tools::redis_server()?.describe());
+    let mdbook = tools::mdbook()?;
+    println!("mdbook: {}", mdbook.describe());
     run_step(
         "clippy",
         &mut cargo(&[
@@ -30,6 +34,7 @@ pub fn run() -> TaskResult {
         "docs",
         cargo(&["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    guide::build_and_check(&mdbook.path, &crate::target_dir().join("guide"))?;
     // Benchmarks are compiled so they cannot rot, never run in CI.
     run_step(
         "benches compile",
@@ -71,21 +76,5 @@ fn core_dependencies_are_clean() -> TaskResult {
         Ok(())
     } else {
         Err(format!("respcache-core depends on {found:?}"))
-    }
-}
-
-/// The Redis backend's tests start real `redis-server` processes.
-pub fn redis_server_is_installed() -> TaskResult {
-    match std::process::Command::new("redis-server")
-        .arg("--version")
-        .output()
-    {
-        Ok(output) if output.status.success() => Ok(()),
-        _ => Err(
-            "redis-server is not installed; the Redis backend's tests start real servers. \
-             Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; .ci/run does this) \
-             and run again."
-                .into(),
-        ),
     }
 }

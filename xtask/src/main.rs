@@ -5,6 +5,7 @@
 //! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
 //! - `cargo xtask conformance --prove`: which broken manager proves each check.
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
+//! - `cargo xtask guide`: the guide built with mdBook, its links and includes checked.
 //! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
 //! - `cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]`:
 //!   the HTTP caching tests of cache-tests.fyi against `respcache-proxy`, scored
@@ -15,10 +16,12 @@ mod cache_tests;
 mod ci;
 mod conformance;
 mod demo;
+mod guide;
+mod tools;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | guide | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("conformance") => conformance::run(&args[1..]),
         Some("demo") => demo::run(),
+        Some("guide") => guide::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("cache-tests") => cache_tests::run(&args[1..]),
         _ => Err(USAGE.into()),
@@ -52,6 +56,21 @@ pub fn workspace_root() -> std::path::PathBuf {
     manifest
         .parent()
         .map_or(manifest.clone(), std::path::Path::to_path_buf)
+}
+
+/// Cargo's target directory for this workspace, as cargo itself reports it
+/// (so `CARGO_TARGET_DIR`, relative or not, and `build.target-dir` in a
+/// config file are honoured); `target/` under the root if cargo cannot
+/// tell.
+pub fn target_dir() -> std::path::PathBuf {
+    let reported = cargo(&["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
+        .and_then(|metadata| metadata["target_directory"].as_str().map(Into::into));
+    reported.unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// A `cargo` command run from the workspace root.
