@@ -23,7 +23,7 @@ use respcache_cacache::CACacheManager;
 use respcache_core::{CacheManager, CachePolicy, HttpResponse};
 use respcache_fs::StreamingManager;
 use respcache_redis::RedisManager;
-use respcache_redis::server::LocalServer;
+use respcache_testkit::RedisServer;
 
 use crate::TaskResult;
 
@@ -66,7 +66,7 @@ async fn demo() -> Result<(), DemoError> {
         _ => {}
     }
     std::fs::create_dir_all(dir.join("redis"))?;
-    let redis = LocalServer::start(&dir.join("redis"))?;
+    let redis = RedisServer::try_start(&dir.join("redis"))?;
     let backends = [
         Backend {
             title: "cacache",
