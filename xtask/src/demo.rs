@@ -319,7 +319,7 @@ type DemoClient = Client<HttpConnector, Empty<Bytes>>;
 /// and checks the `Cache-Status` of a miss, a hit, a revalidation and a
 /// stale-while-revalidate response.
 async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoError> {
-    let binary = build_proxy().await?;
+    let binary = tokio::task::spawn_blocking(crate::build_proxy).await??;
     let seen = Arc::new(OriginLog::default());
     let origin = {
         let seen = seen.clone();
@@ -672,35 +672,6 @@ async fn proxy_origin(
         status: response.status().as_u16(),
     });
     Ok(response)
-}
-
-/// Builds `respcache-proxy` and returns the binary's path.
-async fn build_proxy() -> Result<PathBuf, DemoError> {
-    tokio::task::spawn_blocking(|| {
-        crate::run_step(
-            "cargo build -p respcache-proxy",
-            &mut crate::cargo(&["build", "-p", "respcache-proxy"]),
-        )
-    })
-    .await??;
-    // Cargo reads a relative CARGO_TARGET_DIR from where it runs: the
-    // workspace root, for `crate::cargo`.
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => crate::workspace_root().join(dir),
-        _ => crate::workspace_root().join("target"),
-    };
-    let binary = target
-        .join("debug")
-        .join(format!("respcache-proxy{}", std::env::consts::EXE_SUFFIX));
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "cargo built respcache-proxy, but {} is not there",
-            binary.display()
-        )
-        .into())
-    }
 }
 
 /// A running `respcache-proxy`, killed when dropped, so that no exit

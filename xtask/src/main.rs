@@ -93,3 +93,69 @@ pub fn run_step(title: &str, command: &mut std::process::Command) -> TaskResult 
         Err(format!("{title}: failed ({status})"))
     }
 }
+
+/// Builds the `respcache-proxy` binary (dev profile) and returns its path
+/// as cargo reports it, so that wherever the target directory is
+/// (`CARGO_TARGET_DIR`, relative or not, or `build.target-dir`), the path
+/// is the binary just built. The demo and cache-tests both start it.
+pub fn build_proxy() -> Result<std::path::PathBuf, String> {
+    let title = "cargo build -p respcache-proxy";
+    println!("\n== {title}");
+    // Diagnostics still reach the terminal rendered; stdout carries one
+    // JSON message per line, among them the binary's path.
+    let output = cargo(&[
+        "build",
+        "-p",
+        "respcache-proxy",
+        "--bin",
+        "respcache-proxy",
+        "--message-format=json-render-diagnostics",
+    ])
+    .stderr(std::process::Stdio::inherit())
+    .output()
+    .map_err(|e| format!("{title}: could not start: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{title}: failed ({})", output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let binary = executable(&stdout, "respcache-proxy")
+        .ok_or_else(|| format!("{title}: cargo reported no respcache-proxy executable"))?;
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "{title}: cargo built {}, but it is not there",
+            binary.display()
+        ))
+    }
+}
+
+/// The `executable` of binary target `name` in cargo's JSON messages.
+fn executable(messages: &str, name: &str) -> Option<std::path::PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| {
+            message["reason"] == "compiler-artifact" && message["target"]["name"] == name
+        })
+        .find_map(|message| message["executable"].as_str().map(Into::into))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_binary_cargo_reports() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"respcache-proxy","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"other"},"executable":"/t/debug/other"}
+not json at all
+{"reason":"compiler-artifact","target":{"name":"respcache-proxy","kind":["bin"]},"executable":"/t/debug/respcache-proxy"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            executable(messages, "respcache-proxy"),
+            Some("/t/debug/respcache-proxy".into())
+        );
+        assert_eq!(executable(messages, "missing"), None);
+    }
+}
