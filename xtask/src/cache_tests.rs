@@ -276,8 +276,8 @@ fn not_installed(program: &str, error: std::io::Error) -> String {
     }
 }
 
-/// Builds `respcache-proxy` (dev profile: the suite waits on the network
-/// and on its own pauses, not on the proxy's speed) and returns the binary.
+/// Builds `respcache-proxy` (as the demo does: optimised under `cargo
+/// xtask`, so one build serves both) and returns the binary.
 async fn build_proxy() -> Result<PathBuf, String> {
     tokio::task::spawn_blocking(crate::build_proxy)
         .await

@@ -43,6 +43,11 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether this xtask was built optimised (`cargo xtask` builds it with
+/// `--release`): the demo shows timings only then, and the proxy it starts
+/// is built the same way.
+pub const OPTIMISED: bool = !cfg!(debug_assertions);
+
 /// What a task failed with: a message for the person running it.
 pub type TaskResult = Result<(), String>;
 
@@ -94,26 +99,25 @@ pub fn run_step(title: &str, command: &mut std::process::Command) -> TaskResult 
     }
 }
 
-/// Builds the `respcache-proxy` binary (dev profile) and returns its path
+/// Builds the `respcache-proxy` binary (optimised when this xtask is, see
+/// [`OPTIMISED`]) and returns its path
 /// as cargo reports it, so that wherever the target directory is
 /// (`CARGO_TARGET_DIR`, relative or not, or `build.target-dir`), the path
 /// is the binary just built. The demo and cache-tests both start it.
 pub fn build_proxy() -> Result<std::path::PathBuf, String> {
-    let title = "cargo build -p respcache-proxy";
+    let mut args = vec!["build", "-p", "respcache-proxy", "--bin", "respcache-proxy"];
+    if OPTIMISED {
+        args.push("--release");
+    }
+    let title = format!("cargo {}", args.join(" "));
     println!("\n== {title}");
     // Diagnostics still reach the terminal rendered; stdout carries one
     // JSON message per line, among them the binary's path.
-    let output = cargo(&[
-        "build",
-        "-p",
-        "respcache-proxy",
-        "--bin",
-        "respcache-proxy",
-        "--message-format=json-render-diagnostics",
-    ])
-    .stderr(std::process::Stdio::inherit())
-    .output()
-    .map_err(|e| format!("{title}: could not start: {e}"))?;
+    args.push("--message-format=json-render-diagnostics");
+    let output = cargo(&args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{title}: could not start: {e}"))?;
     if !output.status.success() {
         return Err(format!("{title}: failed ({})", output.status));
     }
