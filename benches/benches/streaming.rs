@@ -123,9 +123,8 @@ impl Streamer for Peer {
 }
 
 /// The streaming subjects, on fresh storage under `dir`.
-async fn streamers(dir: &Path) -> (Vec<Box<dyn Streamer>>, respcache_redis::server::LocalServer) {
-    let redis = respcache_redis::server::LocalServer::start(&mkdir(dir, "redis-server"))
-        .expect("redis-server");
+async fn streamers(dir: &Path) -> (Vec<Box<dyn Streamer>>, respcache_testkit::RedisServer) {
+    let redis = respcache_testkit::RedisServer::start(&mkdir(dir, "redis-server"));
     let peer =
         http_cache::StreamingManager::with_max_body_size(mkdir(dir, "peer"), 10_000, 2 << 30)
             .await

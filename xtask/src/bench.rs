@@ -22,7 +22,7 @@ const SUBJECTS: &[&str] = &[
 ];
 
 pub fn run(args: &[String]) -> TaskResult {
-    crate::ci::redis_server_is_installed()?;
+    crate::tools::require_redis_server("bench")?;
     let quick = args.iter().any(|a| a == "--quick");
     let criterion = workspace_root().join("target").join("criterion");
     for group in GROUPS {

@@ -276,33 +276,15 @@ fn not_installed(program: &str, error: std::io::Error) -> String {
     }
 }
 
-/// Builds `respcache-proxy` (dev profile: the suite waits on the network
-/// and on its own pauses, not on the proxy's speed) and returns the binary.
+/// Builds `respcache-proxy` (as the demo does: optimised under `cargo
+/// xtask`, so one build serves both) and returns the binary.
 async fn build_proxy() -> Result<PathBuf, String> {
-    println!("\n== cargo build -p respcache-proxy");
-    let status = tokio::process::Command::from(crate::cargo(&["build", "-p", "respcache-proxy"]))
-        .kill_on_drop(true)
-        .status()
+    tokio::task::spawn_blocking(crate::build_proxy)
         .await
-        .map_err(|e| format!("cargo build: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "cargo build -p respcache-proxy failed ({status}). \
-             `cargo xtask cache-tests --no-cache` runs the suite without the proxy."
-        ));
-    }
-    let binary = workspace_root()
-        .join("target")
-        .join("debug")
-        .join(format!("respcache-proxy{}", std::env::consts::EXE_SUFFIX));
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "cargo built respcache-proxy, but {} is not there",
-            binary.display()
-        ))
-    }
+        .map_err(|e| format!("building respcache-proxy: {e}"))?
+        .map_err(|e| {
+            format!("{e}. `cargo xtask cache-tests --no-cache` runs the suite without the proxy.")
+        })
 }
 
 /// The suite's command-line client in `package`, testing `base`. cli.mjs

@@ -1,7 +1,8 @@
-//! `cargo xtask ci`: format, lints, tests, docs, benches compiled, and the
-//! conformance table. The README's test command and what `.ci/run` calls.
+//! `cargo xtask ci`: format, lints, tests, docs, the guide, benches
+//! compiled, and the conformance table, after installing the programs the
+//! tests need. The README's test command, and all that `.ci/run` calls.
 
-use crate::{TaskResult, cargo, conformance, run_step};
+use crate::{TaskResult, cargo, conformance, guide, run_step, tools};
 
 /// What the core must never depend on: a user who picks one backend
 /// compiles only that backend's storage, format and hash.
@@ -10,7 +11,10 @@ const FORBIDDEN_IN_CORE: &[&str] = &["cacache", "bincode", "serde_json", "sha2",
 pub fn run() -> TaskResult {
     run_step("format", &mut cargo(&["fmt", "--all", "--", "--check"]))?;
     core_dependencies_are_clean()?;
-    redis_server_is_installed()?;
+    println!("\n== programs the tests need");
+    println!("redis-server: {}", tools::redis_server()?.describe());
+    let mdbook = tools::mdbook()?;
+    println!("mdbook: {}", mdbook.describe());
     run_step(
         "clippy",
         &mut cargo(&[
@@ -30,6 +34,8 @@ pub fn run() -> TaskResult {
         "docs",
         cargo(&["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    guide::build_and_check(&mdbook.path, &crate::target_dir().join("guide"))?;
+    package_published_crates()?;
     // Benchmarks are compiled so they cannot rot, never run in CI.
     run_step(
         "benches compile",
@@ -74,18 +80,74 @@ fn core_dependencies_are_clean() -> TaskResult {
     }
 }
 
-/// The Redis backend's tests start real `redis-server` processes.
-pub fn redis_server_is_installed() -> TaskResult {
-    match std::process::Command::new("redis-server")
-        .arg("--version")
+/// `cargo package --no-verify` of every crate that would be published, so
+/// that what stops a release (a sibling dependency without a version, two
+/// crates that need each other published first, a README or license the
+/// manifest names but the crate lacks) stops CI instead. `--allow-dirty`:
+/// the check is of the manifests and files, not of git's state, so it
+/// passes on a working copy with changes too.
+fn package_published_crates() -> TaskResult {
+    let crates = published_crates()?;
+    let mut args = vec!["package", "--no-verify", "--allow-dirty"];
+    for name in &crates {
+        args.extend(["-p", name.as_str()]);
+    }
+    run_step(
+        &format!("package: {}", crates.join(", ")),
+        &mut cargo(&args),
+    )
+}
+
+/// The workspace members whose manifests allow publishing (`publish`
+/// absent, or naming a registry).
+fn published_crates() -> Result<Vec<String>, String> {
+    let output = cargo(&["metadata", "--format-version", "1", "--no-deps"])
         .output()
-    {
-        Ok(output) if output.status.success() => Ok(()),
-        _ => Err(
-            "redis-server is not installed; the Redis backend's tests start real servers. \
-             Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; .ci/run does this) \
-             and run again."
-                .into(),
-        ),
+        .map_err(|e| format!("cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata printed no JSON: {e}"))?;
+    let crates: Vec<String> = metadata["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|package| {
+            package["publish"]
+                .as_array()
+                .is_none_or(|registries| !registries.is_empty())
+        })
+        .filter_map(|package| package["name"].as_str().map(str::to_owned))
+        .collect();
+    if crates.is_empty() {
+        return Err("cargo metadata lists no crate to publish".into());
+    }
+    Ok(crates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_published_crates_are_the_libraries_and_the_proxy_only() {
+        let mut crates = published_crates().unwrap();
+        crates.sort();
+        assert_eq!(
+            crates,
+            [
+                "respcache-cacache",
+                "respcache-conformance",
+                "respcache-core",
+                "respcache-fs",
+                "respcache-http",
+                "respcache-proxy",
+                "respcache-redis",
+            ]
+        );
     }
 }

@@ -57,7 +57,7 @@ pub fn run(args: &[String]) -> TaskResult {
 }
 
 fn table() -> TaskResult {
-    crate::ci::redis_server_is_installed()?;
+    crate::tools::require_redis_server("conformance")?;
     let mut results: Vec<BTreeMap<String, Outcome>> = Vec::new();
     let mut problems = Vec::new();
     for (title, package) in BACKENDS {

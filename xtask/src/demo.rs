@@ -5,25 +5,23 @@
 //! and a stale response served while the proxy revalidates; it fails when
 //! any of them is not what the proxy should have done.
 
-use std::convert::Infallible;
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
-use http_body_util::{BodyExt, Empty, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use respcache_cacache::CACacheManager;
 use respcache_core::{CacheManager, CachePolicy, HttpResponse};
 use respcache_fs::StreamingManager;
 use respcache_redis::RedisManager;
-use respcache_redis::server::LocalServer;
+use respcache_testkit::{Body, Origin, RedisServer, RedisServerError, Seen, full};
 
 use crate::TaskResult;
 
@@ -56,18 +54,29 @@ struct Backend {
 }
 
 async fn demo() -> Result<(), DemoError> {
-    let origin = start_origin().await?;
-    println!("origin listening on http://{origin}");
+    let origin = Origin::start(|seen, _| origin(seen)).await;
+    println!("origin listening on {}", origin.base_url());
+    if !crate::OPTIMISED {
+        println!(
+            "timings: left out, as this xtask is a debug build and they would mislead \
+             (`cargo xtask demo` builds it optimised)"
+        );
+    }
     // Kept after the demo so the stored files can be looked at; a fresh
     // start each run.
-    let dir = crate::workspace_root().join("target").join("demo");
+    let dir = crate::target_dir().join("demo");
     match std::fs::remove_dir_all(&dir) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
         _ => {}
     }
     std::fs::create_dir_all(dir.join("redis"))?;
-    let redis = LocalServer::start(&dir.join("redis"))?;
-    let backends = [
+    // The main job needs nothing installed; Redis rows where it is.
+    let redis = match RedisServer::try_start(&dir.join("redis")) {
+        Ok(server) => Some(server),
+        Err(RedisServerError::NotInstalled) => None,
+        Err(error) => return Err(error.into()),
+    };
+    let mut backends = vec![
         Backend {
             title: "cacache",
             location: dir.join("cacache").display().to_string(),
@@ -80,19 +89,21 @@ async fn demo() -> Result<(), DemoError> {
             dir: Some(dir.join("fs")),
             manager: Arc::new(StreamingManager::new(dir.join("fs"))),
         },
-        Backend {
+    ];
+    if let Some(redis) = &redis {
+        backends.push(Backend {
             title: "redis",
             location: redis.url(),
             dir: None,
             manager: Arc::new(RedisManager::builder(redis.url()).prefix("demo").build()?),
-        },
-    ];
+        });
+    }
 
     let client = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
         .build_http::<Empty<Bytes>>();
     let mut rows = Vec::new();
     for path in PATHS {
-        let url = url::Url::parse(&format!("http://{origin}{path}"))?;
+        let url = url::Url::parse(&origin.url(path))?;
         let request = Request::get(url.as_str())
             .header("accept-language", "en")
             .body(Empty::<Bytes>::new())?;
@@ -107,9 +118,14 @@ async fn demo() -> Result<(), DemoError> {
         }
     }
 
+    let timings = if crate::OPTIMISED {
+        format!(" {:>10} {:>10}", "put", "get")
+    } else {
+        String::new()
+    };
     println!(
-        "\n{:8} {:12} {:>6} {:>9} {:>10} {:>10}  {:9}  stored in",
-        "backend", "url", "status", "bytes", "put", "get", "identical"
+        "\n{:8} {:12} {:>6} {:>9}{timings}  {:9}  stored in",
+        "backend", "url", "status", "bytes", "identical"
     );
     for row in &rows {
         println!("{row}");
@@ -128,6 +144,13 @@ async fn demo() -> Result<(), DemoError> {
                 backend.title, backend.location
             ),
         }
+    }
+    if redis.is_none() {
+        println!(
+            "redis: not shown, as redis-server is not installed; \
+             to add its rows, install it (Debian/Ubuntu: `sudo apt-get install redis-server`) \
+             and run `cargo xtask demo` again"
+        );
     }
     if rows.iter().any(|row| row.identical == Some(false)) {
         return Err("a backend returned a response that differs from the one stored".into());
@@ -158,16 +181,13 @@ impl std::fmt::Display for Row {
         };
         write!(
             f,
-            "{:8} {:12} {:>6} {:>9} {:>10} {:>10}  {:9}  {}",
-            self.backend,
-            self.path,
-            self.status,
-            self.bytes,
-            time(self.put),
-            time(self.get),
-            identical,
-            self.note
-        )
+            "{:8} {:12} {:>6} {:>9}",
+            self.backend, self.path, self.status, self.bytes
+        )?;
+        if crate::OPTIMISED {
+            write!(f, " {:>10} {:>10}", time(self.put), time(self.get))?;
+        }
+        write!(f, "  {identical:9}  {}", self.note)
     }
 }
 
@@ -214,38 +234,13 @@ fn clone_head<B>(request: &Request<B>) -> Request<()> {
     head
 }
 
-/// Starts the origin on a free loopback port; it serves until the demo ends.
-async fn start_origin() -> Result<SocketAddr, DemoError> {
-    serve_on_loopback(origin).await
-}
-
-/// Serves `handler` on a free loopback port until the demo ends.
-async fn serve_on_loopback<F, Fut>(handler: F) -> Result<SocketAddr, DemoError>
-where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
-{
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let service = hyper::service::service_fn(handler.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    Ok(addr)
-}
-
-async fn origin(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The demo's origin: each path shows one thing a cache must keep.
+fn origin(request: &Seen) -> Response<Body> {
     let mut response = Response::builder().header(
         "date",
         httpdate::fmt_http_date(std::time::SystemTime::now()),
     );
-    let body: Bytes = match request.uri().path() {
+    let body: Bytes = match request.path.as_str() {
         "/fresh" => {
             response = response.header("cache-control", "max-age=60");
             "fresh for a minute\n".into()
@@ -256,7 +251,7 @@ async fn origin(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         }
         "/vary" => {
             let language = request
-                .headers()
+                .headers
                 .get("accept-language")
                 .cloned()
                 .unwrap_or(HeaderValue::from_static("none"));
@@ -291,9 +286,9 @@ async fn origin(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
             "not found\n".into()
         }
     };
-    Ok(response
-        .body(Full::new(body))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+    response
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
 // ---- The caching reverse proxy ----
@@ -319,18 +314,15 @@ type DemoClient = Client<HttpConnector, Empty<Bytes>>;
 /// and checks the `Cache-Status` of a miss, a hit, a revalidation and a
 /// stale-while-revalidate response.
 async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoError> {
-    let binary = build_proxy().await?;
-    let seen = Arc::new(OriginLog::default());
-    let origin = {
-        let seen = seen.clone();
-        serve_on_loopback(move |request| proxy_origin(request, seen.clone())).await?
-    };
+    let binary = tokio::task::spawn_blocking(crate::build_proxy).await??;
+    let origin = Origin::start(|seen, _| proxy_origin(seen)).await;
     let dir = demo_dir.join("proxy");
-    let proxy = ProxyProcess::start(&binary, origin, &dir).await?;
+    let proxy = ProxyProcess::start(&binary, origin.addr, &dir).await?;
     println!(
-        "\nrespcache-proxy (fs backend, cache in {}) listening on http://{}, in front of the origin http://{origin}",
+        "\nrespcache-proxy (fs backend, cache in {}) listening on http://{}, in front of the origin {}",
         dir.join("cache").display(),
-        proxy.listen
+        proxy.listen,
+        origin.base_url()
     );
     let fail = |step: &Step, expected: &str| -> DemoError {
         format!(
@@ -346,16 +338,21 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
         .into()
     };
 
+    let time = if crate::OPTIMISED {
+        format!(" {:>10}", "time")
+    } else {
+        String::new()
+    };
     println!(
-        "\n{:12} {:8} {:>6} {:>6} {:>10}  cache-status",
-        "step", "url", "status", "origin", "time"
+        "\n{:12} {:8} {:>6} {:>6}{time}  cache-status",
+        "step", "url", "status", "origin"
     );
     // `Date` has whole seconds, so a response can reach the proxy up to a
     // second old already, and with `max-age=1` be stale at once. Starting
     // just after a second begins leaves the HIT step most of its second.
     tokio::time::sleep(until_next_second()).await;
 
-    let miss = Step::get(client, &proxy, &seen, "MISS", REVALIDATED_PATH).await?;
+    let miss = Step::get(client, &proxy, &origin, "MISS", REVALIDATED_PATH).await?;
     println!("{miss}");
     if miss.status != 200 || miss.cache_status != MISS_STATUS || miss.origin != 1 {
         return Err(fail(
@@ -364,7 +361,7 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
         ));
     }
 
-    let hit = Step::get(client, &proxy, &seen, "HIT", REVALIDATED_PATH).await?;
+    let hit = Step::get(client, &proxy, &origin, "HIT", REVALIDATED_PATH).await?;
     println!("{hit}");
     if hit.status != 200 || !hit.has("hit") || hit.origin != miss.origin {
         return Err(fail(
@@ -373,7 +370,7 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
         ));
     }
 
-    let stale_miss = Step::get(client, &proxy, &seen, "MISS", STALE_PATH).await?;
+    let stale_miss = Step::get(client, &proxy, &origin, "MISS", STALE_PATH).await?;
     println!("{stale_miss}");
     if stale_miss.status != 200
         || stale_miss.cache_status != MISS_STATUS
@@ -386,12 +383,12 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
     // second.
     let stale_at = miss.date()?.max(stale_miss.date()?) + Duration::from_millis(1100);
     tokio::time::sleep(until(stale_at)).await;
-    let revalidated = Step::get(client, &proxy, &seen, "REVALIDATED", REVALIDATED_PATH).await?;
+    let revalidated = Step::get(client, &proxy, &origin, "REVALIDATED", REVALIDATED_PATH).await?;
     println!("{revalidated}");
-    let answered_304 = seen
-        .requests()
+    let answered_304 = origin
+        .seen()
         .last()
-        .is_some_and(|r| r.path == REVALIDATED_PATH && r.conditional && r.status == 304);
+        .is_some_and(|r| r.path == REVALIDATED_PATH && conditional(r) && not_modified(r));
     if revalidated.status != 200
         || !(revalidated.has("fwd=stale") && revalidated.has("fwd-status=304"))
         || revalidated.origin != stale_miss.origin + 1
@@ -404,8 +401,8 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
         ));
     }
 
-    let before = seen.requests().len();
-    let stale = Step::get(client, &proxy, &seen, "STALE", STALE_PATH).await?;
+    let before = origin.requests();
+    let stale = Step::get(client, &proxy, &origin, "STALE", STALE_PATH).await?;
     println!("{stale}");
     let stale_ttl = stale.ttl().is_some_and(|ttl| ttl < 0);
     if stale.status != 200 || !stale.has("hit") || !stale_ttl {
@@ -415,8 +412,7 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
         ));
     }
     println!("origin: requests the origin had seen when the step's response arrived.");
-    let background = seen
-        .wait_for(before, STALE_PATH, BACKGROUND_TIMEOUT)
+    let background = wait_for(&origin, before, STALE_PATH, BACKGROUND_TIMEOUT)
         .await
         .ok_or_else(|| {
             fail(
@@ -429,13 +425,13 @@ async fn proxy_demo(client: &DemoClient, demo_dir: &Path) -> Result<(), DemoErro
     println!(
         "\nThe STALE response came from the cache; the proxy then revalidated {STALE_PATH} in the background: \
          the origin saw a {} request and answered {} ({} requests in all).",
-        if background.conditional {
+        if conditional(&background) {
             "conditional (If-None-Match)"
         } else {
             "plain, unconditional"
         },
-        background.status,
-        seen.requests().len()
+        proxy_origin(&background).status().as_u16(),
+        origin.requests()
     );
 
     let metrics = proxy.metrics(client).await?;
@@ -478,7 +474,7 @@ impl Step {
     async fn get(
         client: &DemoClient,
         proxy: &ProxyProcess,
-        seen: &OriginLog,
+        origin: &Origin,
         name: &'static str,
         path: &'static str,
     ) -> Result<Self, DemoError> {
@@ -510,7 +506,7 @@ impl Step {
                 .and_then(|list| list.rsplit(',').next().map(|m| m.trim().to_owned()))
                 .unwrap_or_default(),
             date: text(http::header::DATE),
-            origin: seen.requests().len(),
+            origin: origin.requests(),
             elapsed,
         })
     }
@@ -550,14 +546,14 @@ impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{:12} {:8} {:>6} {:>6} {:>10}  {}",
-            self.name,
-            self.path,
-            self.status,
-            self.origin,
-            format!("{:.2} ms", self.elapsed.as_secs_f64() * 1e3),
-            self.cache_status
-        )
+            "{:12} {:8} {:>6} {:>6}",
+            self.name, self.path, self.status, self.origin
+        )?;
+        if crate::OPTIMISED {
+            let time = format!("{:.2} ms", self.elapsed.as_secs_f64() * 1e3);
+            write!(f, " {time:>10}")?;
+        }
+        write!(f, "  {}", self.cache_status)
     }
 }
 
@@ -575,73 +571,14 @@ fn until(moment: SystemTime) -> Duration {
     moment.duration_since(SystemTime::now()).unwrap_or_default()
 }
 
-/// One request the proxy's origin answered.
-#[derive(Debug, Clone)]
-struct Seen {
-    path: String,
-    /// It carried `If-None-Match`.
-    conditional: bool,
-    status: u16,
-}
-
-/// Every request the proxy's origin answered, in order.
-#[derive(Debug, Default)]
-struct OriginLog {
-    requests: Mutex<Vec<Seen>>,
-}
-
-impl OriginLog {
-    fn record(&self, seen: Seen) {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(seen);
-    }
-
-    fn requests(&self) -> Vec<Seen> {
-        self.requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// The first request for `path` after the first `after`, once it comes.
-    async fn wait_for(&self, after: usize, path: &str, timeout: Duration) -> Option<Seen> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let found = self
-                .requests()
-                .into_iter()
-                .skip(after)
-                .find(|r| r.path == path);
-            if found.is_some() || Instant::now() >= deadline {
-                return found;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-}
-
 /// The origin behind the proxy: each URL is fresh for one second and has
 /// one version, so a request that names its ETag is answered 304.
-async fn proxy_origin(
-    request: Request<Incoming>,
-    seen: Arc<OriginLog>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let path = request.uri().path().to_owned();
-    let cache_control = match path.as_str() {
+fn proxy_origin(request: &Seen) -> Response<Body> {
+    let cache_control = match request.path.as_str() {
         REVALIDATED_PATH => Some("max-age=1"),
         STALE_PATH => Some("max-age=1, stale-while-revalidate=60"),
         _ => None,
     };
-    let if_none_match = request.headers().get(http::header::IF_NONE_MATCH);
-    let not_modified = if_none_match
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(',')
-                .map(|tag| tag.trim().trim_start_matches("W/"))
-                .any(|tag| tag == ETAG || tag == "*")
-        });
     let mut response = Response::builder().header(
         "date",
         httpdate::fmt_http_date(std::time::SystemTime::now()),
@@ -655,51 +592,54 @@ async fn proxy_origin(
             response = response
                 .header("cache-control", cache_control)
                 .header("etag", ETAG);
-            if not_modified {
+            if not_modified(request) {
                 response = response.status(304);
                 Bytes::new()
             } else {
-                Bytes::from(format!("{path}: one version, fresh for a second\n"))
+                Bytes::from(format!(
+                    "{}: one version, fresh for a second\n",
+                    request.path
+                ))
             }
         }
     };
-    let response = response
-        .body(Full::new(body))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())));
-    seen.record(Seen {
-        path,
-        conditional: if_none_match.is_some(),
-        status: response.status().as_u16(),
-    });
-    Ok(response)
+    response
+        .body(full(body))
+        .unwrap_or_else(|_| Response::new(full(Bytes::new())))
 }
 
-/// Builds `respcache-proxy` and returns the binary's path.
-async fn build_proxy() -> Result<PathBuf, DemoError> {
-    tokio::task::spawn_blocking(|| {
-        crate::run_step(
-            "cargo build -p respcache-proxy",
-            &mut crate::cargo(&["build", "-p", "respcache-proxy"]),
-        )
-    })
-    .await??;
-    // Cargo reads a relative CARGO_TARGET_DIR from where it runs: the
-    // workspace root, for `crate::cargo`.
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => crate::workspace_root().join(dir),
-        _ => crate::workspace_root().join("target"),
-    };
-    let binary = target
-        .join("debug")
-        .join(format!("respcache-proxy{}", std::env::consts::EXE_SUFFIX));
-    if binary.is_file() {
-        Ok(binary)
-    } else {
-        Err(format!(
-            "cargo built respcache-proxy, but {} is not there",
-            binary.display()
-        )
-        .into())
+/// Whether `request` carries `If-None-Match`.
+fn conditional(request: &Seen) -> bool {
+    request.headers.contains_key(http::header::IF_NONE_MATCH)
+}
+
+/// Whether `request`'s `If-None-Match` names the one version there is.
+fn not_modified(request: &Seen) -> bool {
+    request
+        .headers
+        .get(http::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .map(|tag| tag.trim().trim_start_matches("W/"))
+                .any(|tag| tag == ETAG || tag == "*")
+        })
+}
+
+/// The first request for `path` after the first `after` the origin saw,
+/// once it comes.
+async fn wait_for(origin: &Origin, after: usize, path: &str, timeout: Duration) -> Option<Seen> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let found = origin
+            .seen()
+            .into_iter()
+            .skip(after)
+            .find(|r| r.path == path);
+        if found.is_some() || Instant::now() >= deadline {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
@@ -719,7 +659,7 @@ impl ProxyProcess {
     async fn start(binary: &Path, origin: SocketAddr, dir: &Path) -> Result<Self, DemoError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("creating the proxy's directory {}: {e}", dir.display()))?;
-        let (listen, admin) = two_free_ports()?;
+        let [listen, admin] = respcache_testkit::free_ports();
         let log = dir.join("proxy.log");
         let output = std::fs::File::create(&log)
             .map_err(|e| format!("creating the proxy's log {}: {e}", log.display()))?;
@@ -798,12 +738,4 @@ impl Drop for ProxyProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Two loopback addresses free a moment ago, for the proxy to listen on.
-/// Both listeners are held at once so that the two ports differ.
-fn two_free_ports() -> Result<(SocketAddr, SocketAddr), DemoError> {
-    let first = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    let second = std::net::TcpListener::bind(("127.0.0.1", 0))?;
-    Ok((first.local_addr()?, second.local_addr()?))
 }

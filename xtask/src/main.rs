@@ -5,6 +5,7 @@
 //! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
 //! - `cargo xtask conformance --prove`: which broken manager proves each check.
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
+//! - `cargo xtask guide`: the guide built with mdBook, its links and includes checked.
 //! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
 //! - `cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]`:
 //!   the HTTP caching tests of cache-tests.fyi against `respcache-proxy`, scored
@@ -15,10 +16,12 @@ mod cache_tests;
 mod ci;
 mod conformance;
 mod demo;
+mod guide;
+mod tools;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | guide | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("ci") => ci::run(),
         Some("conformance") => conformance::run(&args[1..]),
         Some("demo") => demo::run(),
+        Some("guide") => guide::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("cache-tests") => cache_tests::run(&args[1..]),
         _ => Err(USAGE.into()),
@@ -38,6 +42,11 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Whether this xtask was built optimised (`cargo xtask` builds it with
+/// `--release`): the demo shows timings only then, and the proxy it starts
+/// is built the same way.
+pub const OPTIMISED: bool = !cfg!(debug_assertions);
 
 /// What a task failed with: a message for the person running it.
 pub type TaskResult = Result<(), String>;
@@ -52,6 +61,21 @@ pub fn workspace_root() -> std::path::PathBuf {
     manifest
         .parent()
         .map_or(manifest.clone(), std::path::Path::to_path_buf)
+}
+
+/// Cargo's target directory for this workspace, as cargo itself reports it
+/// (so `CARGO_TARGET_DIR`, relative or not, and `build.target-dir` in a
+/// config file are honoured); `target/` under the root if cargo cannot
+/// tell.
+pub fn target_dir() -> std::path::PathBuf {
+    let reported = cargo(&["metadata", "--format-version", "1", "--no-deps"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .and_then(|output| serde_json::from_slice::<serde_json::Value>(&output.stdout).ok())
+        .and_then(|metadata| metadata["target_directory"].as_str().map(Into::into));
+    reported.unwrap_or_else(|| workspace_root().join("target"))
 }
 
 /// A `cargo` command run from the workspace root.
@@ -72,5 +96,70 @@ pub fn run_step(title: &str, command: &mut std::process::Command) -> TaskResult 
         Ok(())
     } else {
         Err(format!("{title}: failed ({status})"))
+    }
+}
+
+/// Builds the `respcache-proxy` binary (optimised when this xtask is, see
+/// [`OPTIMISED`]) and returns its path
+/// as cargo reports it, so that wherever the target directory is
+/// (`CARGO_TARGET_DIR`, relative or not, or `build.target-dir`), the path
+/// is the binary just built. The demo and cache-tests both start it.
+pub fn build_proxy() -> Result<std::path::PathBuf, String> {
+    let mut args = vec!["build", "-p", "respcache-proxy", "--bin", "respcache-proxy"];
+    if OPTIMISED {
+        args.push("--release");
+    }
+    let title = format!("cargo {}", args.join(" "));
+    println!("\n== {title}");
+    // Diagnostics still reach the terminal rendered; stdout carries one
+    // JSON message per line, among them the binary's path.
+    args.push("--message-format=json-render-diagnostics");
+    let output = cargo(&args)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("{title}: could not start: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{title}: failed ({})", output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let binary = executable(&stdout, "respcache-proxy")
+        .ok_or_else(|| format!("{title}: cargo reported no respcache-proxy executable"))?;
+    if binary.is_file() {
+        Ok(binary)
+    } else {
+        Err(format!(
+            "{title}: cargo built {}, but it is not there",
+            binary.display()
+        ))
+    }
+}
+
+/// The `executable` of binary target `name` in cargo's JSON messages.
+fn executable(messages: &str, name: &str) -> Option<std::path::PathBuf> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| {
+            message["reason"] == "compiler-artifact" && message["target"]["name"] == name
+        })
+        .find_map(|message| message["executable"].as_str().map(Into::into))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_binary_cargo_reports() {
+        let messages = r#"{"reason":"compiler-artifact","target":{"name":"respcache-proxy","kind":["lib"]},"executable":null}
+{"reason":"compiler-artifact","target":{"name":"other"},"executable":"/t/debug/other"}
+not json at all
+{"reason":"compiler-artifact","target":{"name":"respcache-proxy","kind":["bin"]},"executable":"/t/debug/respcache-proxy"}
+{"reason":"build-finished","success":true}"#;
+        assert_eq!(
+            executable(messages, "respcache-proxy"),
+            Some("/t/debug/respcache-proxy".into())
+        );
+        assert_eq!(executable(messages, "missing"), None);
     }
 }

@@ -264,12 +264,11 @@ impl Subject for Floor {
 /// redis-server), in the order the report lists them.
 pub struct Subjects {
     pub all: Vec<Arc<dyn Subject>>,
-    _redis: respcache_redis::server::LocalServer,
+    _redis: respcache_testkit::RedisServer,
 }
 
 pub async fn subjects(dir: &Path) -> Subjects {
-    let redis = respcache_redis::server::LocalServer::start(&mkdir(dir, "redis-server"))
-        .expect("redis-server");
+    let redis = respcache_testkit::RedisServer::start(&mkdir(dir, "redis-server"));
     let redis_manager = respcache_redis::RedisManager::builder(redis.url())
         .max_body_size(2 << 30)
         .build()

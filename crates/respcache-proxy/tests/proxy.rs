@@ -44,9 +44,9 @@ async fn cacheable_origin(body: Bytes) -> Origin {
 /// Two GETs for one URL: the first goes to the origin and is stored, the
 /// second is served from the cache without the origin.
 async fn miss_then_hit(backend: &str) {
-    let body = pattern(64 * 1024 + 17);
+    let body = pattern(64 * 1024 + 17, 0);
     let origin = cacheable_origin(body.clone()).await;
-    let proxy = Proxy::start(&origin.url(), backend).await;
+    let proxy = Proxy::start(&origin.base_url(), backend).await;
     let client = Client::default();
 
     let first = client.get(&proxy.url("/article?id=1")).await;
@@ -69,7 +69,7 @@ async fn miss_then_hit(backend: &str) {
         second.body == body,
         "the stored body differs from the origin's"
     );
-    assert_eq!(origin.count(), 1, "the hit went to the origin");
+    assert_eq!(origin.requests(), 1, "the hit went to the origin");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,12 +86,14 @@ async fn a_cacheable_get_is_a_miss_then_a_hit_with_the_cacache_backend() {
 async fn any_method_body_and_request_field_reach_the_origin_untouched() {
     // The origin echoes the body it got.
     let origin = Origin::start(|seen, _| response(200, &[], seen.body.clone())).await;
-    let proxy = Proxy::start(&origin.url(), "fs").await;
+    let proxy = Proxy::start(&origin.base_url(), "fs").await;
     let client = Client::default();
 
     // A POST with a Content-Length, and a PUT sent chunked, slowly.
-    let post_body = pattern(300 * 1024 + 3);
-    let put_chunks: Vec<Bytes> = (0..8).map(|i| pattern(32 * 1024 + i).slice(i..)).collect();
+    let post_body = pattern(300 * 1024 + 3, 0);
+    let put_chunks: Vec<Bytes> = (0..8)
+        .map(|i| pattern(32 * 1024 + i, 0).slice(i..))
+        .collect();
     let put_body: Bytes = put_chunks.concat().into();
     let requests = [
         (Method::POST, full(post_body.clone()), post_body),
@@ -131,7 +133,7 @@ async fn any_method_body_and_request_field_reach_the_origin_untouched() {
         assert_eq!(seen.body.len(), sent.len(), "{method}: body length");
         assert!(seen.body == sent, "{method}: the origin got other bytes");
     }
-    assert_eq!(origin.count(), 2);
+    assert_eq!(origin.requests(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,7 +147,7 @@ async fn any_status_passes_through_even_unregistered_ones() {
         response(code, &[], format!("status {code}"))
     })
     .await;
-    let proxy = Proxy::start(&origin.url(), "fs").await;
+    let proxy = Proxy::start(&origin.base_url(), "fs").await;
     let client = Client::default();
 
     for code in [299, 599, 999] {
@@ -158,13 +160,13 @@ async fn any_status_passes_through_even_unregistered_ones() {
             reply.cache_status()
         );
     }
-    assert_eq!(origin.count(), 3);
+    assert_eq!(origin.requests(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_that_hangs_up_gets_a_502_that_says_so() {
     let origin = Origin::hanging_up().await;
-    let proxy = Proxy::start(&origin.url(), "fs").await;
+    let proxy = Proxy::start(&origin.base_url(), "fs").await;
     let client = Client::default();
 
     let reply = client.get(&proxy.url("/anything")).await;
@@ -181,7 +183,7 @@ async fn an_origin_that_hangs_up_gets_a_502_that_says_so() {
         "{}",
         reply.text()
     );
-    assert_eq!(origin.count(), 1, "the proxy never reached the origin");
+    assert_eq!(origin.requests(), 1, "the proxy never reached the origin");
     let text = metrics(&client, &proxy).await;
     assert_eq!(metric(&text, "respcache_origin_errors_total"), 1);
 }
@@ -189,7 +191,7 @@ async fn an_origin_that_hangs_up_gets_a_502_that_says_so() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_origin_that_is_down_gets_a_502_that_says_so() {
     // Nothing listens on this port.
-    let upstream = format!("http://{}", support::proxy::free_port());
+    let upstream = format!("http://{}", respcache_testkit::free_port());
     let proxy = Proxy::start(&upstream, "fs").await;
     let client = Client::default();
 
@@ -212,7 +214,7 @@ async fn a_successful_post_invalidates_the_stored_get() {
         }
     })
     .await;
-    let proxy = Proxy::start(&origin.url(), "fs").await;
+    let proxy = Proxy::start(&origin.base_url(), "fs").await;
     let client = Client::default();
     let url = proxy.url("/doc");
 
@@ -251,7 +253,7 @@ async fn a_successful_post_invalidates_the_stored_get() {
 async fn the_admin_endpoint_counts_hits_misses_and_bytes_in_prometheus_text() {
     let body = Bytes::from_static(b"counted body");
     let origin = cacheable_origin(body.clone()).await;
-    let proxy = Proxy::start(&origin.url(), "fs").await;
+    let proxy = Proxy::start(&origin.base_url(), "fs").await;
     let client = Client::default();
 
     let text = metrics(&client, &proxy).await;
@@ -308,7 +310,7 @@ async fn sigterm_refuses_new_connections_finishes_the_response_in_flight_and_exi
             .expect("a response")
     })
     .await;
-    let mut proxy = Proxy::start(&origin.url(), "fs").await;
+    let mut proxy = Proxy::start(&origin.base_url(), "fs").await;
     let client = Client::default();
     let chunks: Vec<Bytes> = (0..10)
         .map(|i| Bytes::from(format!("chunk {i};").repeat(200)))
@@ -368,7 +370,7 @@ async fn sigterm_refuses_new_connections_finishes_the_response_in_flight_and_exi
 
     let status = proxy.exit_status().await;
     assert!(status.success(), "respcache-proxy exited with {status}");
-    assert_eq!(origin.count(), 1);
+    assert_eq!(origin.requests(), 1);
 }
 
 // A plain `#[test]`: nothing here is async, and the binary must refuse the
@@ -415,7 +417,7 @@ async fn stale_revalidated_with_304(backend: &str) {
         }
     })
     .await;
-    let proxy = Proxy::start(&origin.url(), backend).await;
+    let proxy = Proxy::start(&origin.base_url(), backend).await;
     let client = Client::default();
     let url = proxy.url("/validated");
 
@@ -428,7 +430,7 @@ async fn stale_revalidated_with_304(backend: &str) {
 
     // max-age=0: stored for its validator, stale from the start.
     let revalidated = client.get(&url).await;
-    assert_eq!(origin.count(), 2, "the stale entry was not revalidated");
+    assert_eq!(origin.requests(), 2, "the stale entry was not revalidated");
     assert_eq!(origin.seen()[1].headers["if-none-match"], ETAG);
     assert_eq!(revalidated.status, StatusCode::OK);
     assert_eq!(revalidated.text(), "version one");
@@ -449,7 +451,7 @@ async fn stale_revalidated_with_304(backend: &str) {
         refreshed.cache_status()
     );
     assert_eq!(refreshed.text(), "version one");
-    assert_eq!(origin.count(), 2);
+    assert_eq!(origin.requests(), 2);
 
     // The origin sent the body once; the other two came from storage.
     let text = metrics(&client, &proxy).await;
@@ -500,7 +502,7 @@ async fn the_origin_is_asked_for_the_url_an_entry_is_stored_under() {
         )
     })
     .await;
-    let proxy = Proxy::start(&origin.url(), "fs").await;
+    let proxy = Proxy::start(&origin.base_url(), "fs").await;
 
     // An absolute-form target names the authority: it replaces Host
     // (RFC 9112 §3.2.2), and the entry is stored under it.
@@ -529,5 +531,5 @@ async fn the_origin_is_asked_for_the_url_an_entry_is_stored_under() {
     let normal = raw_get(&proxy, "/public/x", "a.example").await;
     assert!(normal.ends_with("a.example /public/x"), "{normal}");
     assert!(normal.contains("fwd=uri-miss"), "{normal}");
-    assert_eq!(origin.count(), 5);
+    assert_eq!(origin.requests(), 5);
 }

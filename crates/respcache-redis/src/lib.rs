@@ -53,7 +53,6 @@ mod head;
 mod keys;
 mod read;
 mod scripts;
-pub mod server;
 mod write;
 
 use std::time::Duration;

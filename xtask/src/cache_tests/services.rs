@@ -109,7 +109,9 @@ impl Services {
         backend: &str,
         log: &Path,
     ) -> Result<SocketAddr, String> {
-        let address = free_port()?;
+        // Another process could take it before the proxy does; the proxy
+        // would then fail to start, and say so.
+        let address = respcache_testkit::free_port();
         let cache = self.dir.join("cache");
         std::fs::create_dir_all(&cache)
             .map_err(|e| format!("creating {}: {e}", cache.display()))?;
@@ -193,15 +195,6 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
         .trim_end_matches('/')
         .parse()
         .ok()
-}
-
-/// A free loopback port, for the proxy to listen on. Another process could
-/// take it before the proxy does; the proxy would then fail to start, and
-/// say so.
-fn free_port() -> Result<SocketAddr, String> {
-    std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|listener| listener.local_addr())
-        .map_err(|e| format!("finding a free port on 127.0.0.1: {e}"))
 }
 
 /// `what`, followed by the last lines `log` holds.

@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::body::{Body, full};
+use respcache_testkit::{Body, full};
 
 /// An HTTP/1 client with a connection pool, as a real client would use.
 #[derive(Debug, Clone)]

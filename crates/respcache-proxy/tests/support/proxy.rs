@@ -1,7 +1,7 @@
 //! The real `respcache-proxy` binary, run as a child process.
 
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ impl Proxy {
         for _ in 0..5 {
             let dir = tempfile::tempdir().expect("a cache directory");
             let log = dir.path().join("proxy.log");
-            let (addr, admin) = (free_port(), free_port());
+            let [addr, admin] = respcache_testkit::free_ports();
             let child = Command::new(BINARY)
                 .args(["--upstream", upstream])
                 .args(["--listen", &addr.to_string()])
@@ -181,11 +181,4 @@ pub fn run(args: &[&str]) -> Output {
         std::thread::sleep(Duration::from_millis(10));
     }
     child.wait_with_output().expect("the proxy's output")
-}
-
-/// A loopback address with a port nothing listens on right now.
-pub fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use respcache_conformance::{Capabilities, Damage, Harness};
 use respcache_core::BoxError;
 use respcache_redis::RedisManager;
-use respcache_redis::server::LocalServer;
+use respcache_testkit::RedisServer;
 
 pub struct RedisHarness {
-    pub server: Mutex<LocalServer>,
+    pub server: Mutex<RedisServer>,
     pub url: String,
     pub prefix: String,
     pub manager: Arc<RedisManager>,
@@ -45,9 +45,10 @@ pub async fn connection(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 impl RedisHarness {
+    #[track_caller]
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir");
-        let server = LocalServer::start(dir.path()).expect("a redis-server");
+        let server = RedisServer::start(dir.path());
         let url = server.url();
         let prefix = "conformance".to_owned();
         let manager = Arc::new(manager(&url, &prefix));
