@@ -154,7 +154,9 @@ impl<S: Storage> HttpCache<S> {
             }
             return Response::from_parts(head, body);
         }
-        tokio::spawn(async move {
+        // The caller's last byte waits until the part is named, so that a
+        // client that has read its part finds it stored.
+        let record = Box::pin(async move {
             let committed = match commit {
                 Some(commit) => commit.committed().await,
                 None => false,
@@ -162,6 +164,11 @@ impl<S: Storage> HttpCache<S> {
             if committed {
                 indexed.record().await;
             }
+        });
+        let body = body::boxed(ThenEnd {
+            inner: body,
+            record: Some(record),
+            last: None,
         });
         Response::from_parts(head, body)
     }
@@ -358,6 +365,56 @@ impl<S: Storage> HttpCache<S> {
             chunks: receiver,
             left: total,
         })
+    }
+}
+
+/// A body whose last frame (or end) waits for `record` to be done.
+struct ThenEnd {
+    inner: CacheBody,
+    record: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    /// The last frame, held while `record` runs.
+    last: Option<http_body::Frame<Bytes>>,
+}
+
+impl Body for ThenEnd {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        loop {
+            if let Some(record) = &mut this.record
+                && (this.last.is_some() || this.inner.is_end_stream())
+            {
+                std::task::ready!(record.as_mut().poll(cx));
+                this.record = None;
+            }
+            if let Some(last) = this.last.take() {
+                return std::task::Poll::Ready(Some(Ok(last)));
+            }
+            let polled = std::task::ready!(std::pin::Pin::new(&mut this.inner).poll_frame(cx));
+            match polled {
+                // A server that knows the length stops at the last byte:
+                // hold it until the record is done.
+                Some(Ok(frame)) if this.record.is_some() && this.inner.is_end_stream() => {
+                    this.last = Some(frame);
+                }
+                Some(frame) => return std::task::Poll::Ready(Some(frame)),
+                None if this.record.is_some() => {}
+                None => return std::task::Poll::Ready(None),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.record.is_none() && self.last.is_none() && self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
