@@ -1,6 +1,9 @@
 //! A real origin (the test kit's), the real proxy binary in front of it and
 //! a real client, all on loopback, for the proxy's integration tests.
 
+// Each test binary uses its own part of the support.
+#![allow(dead_code, unused_imports)]
+
 pub mod client;
 pub mod proxy;
 

@@ -34,6 +34,11 @@ impl Proxy {
     /// `backend` (`fs` or `cacache`) in a fresh cache directory, and waits
     /// until both its ports accept connections.
     pub async fn start(upstream: &str, backend: &str) -> Self {
+        Self::start_with(upstream, backend, &[]).await
+    }
+
+    /// [`Proxy::start`] with more flags.
+    pub async fn start_with(upstream: &str, backend: &str, flags: &[&str]) -> Self {
         // A port picked here may be taken by a parallel test before the
         // proxy binds it; the proxy then exits and is started again.
         for _ in 0..5 {
@@ -47,6 +52,7 @@ impl Proxy {
                 .arg("--dir")
                 .arg(dir.path().join("cache"))
                 .args(["--backend", backend])
+                .args(flags)
                 .env(
                     "RUST_LOG",
                     "info,respcache_proxy=debug,respcache_http=debug",
