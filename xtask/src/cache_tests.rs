@@ -32,8 +32,7 @@ const VERSION: &str = "0.4.5";
 /// proxy that hangs a request must not hang the task.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
-const USAGE: &str =
-    "usage: cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]";
+const USAGE: &str = "usage: cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--proxy-arg FLAG]... [--id TEST_ID]";
 
 pub fn run(args: &[String]) -> TaskResult {
     let options = Options::parse(args)?;
@@ -61,6 +60,8 @@ struct Options {
     backend: Option<Backend>,
     /// One test with the suite's dump output, instead of the whole suite.
     id: Option<String>,
+    /// More flags for the proxy (`--proxy-arg`, repeatable).
+    proxy_args: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +84,7 @@ impl Options {
         let mut no_cache = false;
         let mut backend = None;
         let mut id = None;
+        let mut proxy_args = Vec::new();
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             let mut value = |flag: &str| {
@@ -93,6 +95,7 @@ impl Options {
             match arg.as_str() {
                 "--no-cache" => no_cache = true,
                 "--id" => id = Some(value("--id")?),
+                "--proxy-arg" => proxy_args.push(value("--proxy-arg")?),
                 "--backend" => {
                     backend = Some(match value("--backend")?.as_str() {
                         "fs" => Backend::Fs,
@@ -105,10 +108,18 @@ impl Options {
         }
         match (no_cache, backend) {
             (true, Some(_)) => Err(format!("--backend means nothing with --no-cache\n{USAGE}")),
-            (true, None) => Ok(Options { backend: None, id }),
+            (true, None) if !proxy_args.is_empty() => Err(format!(
+                "--proxy-arg means nothing with --no-cache\n{USAGE}"
+            )),
+            (true, None) => Ok(Options {
+                backend: None,
+                id,
+                proxy_args,
+            }),
             (false, backend) => Ok(Options {
                 backend: Some(backend.unwrap_or(Backend::Fs)),
                 id,
+                proxy_args,
             }),
         }
     }
@@ -116,7 +127,14 @@ impl Options {
     /// The name of the tested cache in the table and in `results/`.
     fn name(&self) -> String {
         match self.backend {
-            Some(backend) => format!("respcache ({})", backend.as_str()),
+            Some(backend) if self.proxy_args.is_empty() => {
+                format!("respcache ({})", backend.as_str())
+            }
+            Some(backend) => format!(
+                "respcache ({}, {})",
+                backend.as_str(),
+                self.proxy_args.join(" ")
+            ),
             None => "no cache".into(),
         }
     }
@@ -179,6 +197,7 @@ async fn cache_tests(options: &Options, dirs: &Dirs, services: &mut Services) ->
                     &proxy,
                     origin,
                     backend.as_str(),
+                    &options.proxy_args,
                     &dirs.logs.join("proxy.log"),
                 )
                 .await?;

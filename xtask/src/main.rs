@@ -7,7 +7,7 @@
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
 //! - `cargo xtask guide`: the guide built with mdBook, its links and includes checked.
 //! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
-//! - `cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]`:
+//! - `cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--proxy-arg FLAG]... [--id TEST_ID]`:
 //!   the HTTP caching tests of cache-tests.fyi against `respcache-proxy`, scored
 //!   beside the reverse proxies and CDNs the suite ships results for.
 
@@ -21,7 +21,7 @@ mod tools;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | guide | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--id TEST_ID]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | guide | bench [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--proxy-arg FLAG]... [--id TEST_ID]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -107,6 +107,7 @@ impl Services {
         binary: &Path,
         upstream: SocketAddr,
         backend: &str,
+        extra: &[String],
         log: &Path,
     ) -> Result<SocketAddr, String> {
         // Another process could take it before the proxy does; the proxy
@@ -125,6 +126,7 @@ impl Services {
             .arg(backend)
             .arg("--dir")
             .arg(&cache)
+            .args(extra)
             .stdin(Stdio::null());
         self.spawn("respcache-proxy", command, log)?;
         let deadline = Instant::now() + PROXY_START;
