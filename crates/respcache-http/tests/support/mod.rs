@@ -51,11 +51,16 @@ pub struct Got {
 }
 
 impl Got {
+    /// The `Cache-Status` field. Every response the engine gives carries
+    /// one: a missing one fails the test, so that a negative check
+    /// ("not a hit") cannot pass on a response without it.
     pub fn cache_status(&self) -> String {
         self.headers
             .get("cache-status")
-            .map(|v| v.to_str().unwrap().to_owned())
-            .unwrap_or_default()
+            .expect("every response carries Cache-Status")
+            .to_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
