@@ -208,11 +208,16 @@ where
         };
         let Ok(temp) = temp else { return };
         if matches!(flaw, Flaw::LeavesTempFilesOnError | Flaw::SharesOneTempFile) {
+            // Shared, the file is appended to by every put of the key: any
+            // two that overlap at all mix their bytes, whatever the order
+            // the scheduler runs them in.
+            let shared = flaw == Flaw::SharesOneTempFile;
             match std::fs::OpenOptions::new()
                 .create(true)
-                .truncate(true)
+                .truncate(!shared)
+                .append(shared)
                 .read(true)
-                .write(true)
+                .write(!shared)
                 .open(&temp)
             {
                 Ok(file) => spool = Some(file),
