@@ -127,6 +127,20 @@ pub trait StreamingCacheManager: CacheManager {
         cache_key: &str,
     ) -> Result<Option<(http::Response<Self::Body>, CachePolicy)>>;
 
+    /// [`get_stream`](StreamingCacheManager::get_stream) for a caller that
+    /// does not need the stored policy (an HTTP engine serving a hit
+    /// decides freshness from the head): a backend that would copy its
+    /// policy for every read may skip it. The default calls `get_stream`.
+    async fn get_stream_response(
+        &self,
+        cache_key: &str,
+    ) -> Result<Option<http::Response<Self::Body>>> {
+        Ok(self
+            .get_stream(cache_key)
+            .await?
+            .map(|(response, _policy)| response))
+    }
+
     /// Stores a response whose body arrives as a stream, and returns the
     /// response for the caller to read. The entry is committed only once
     /// the body has completed; a body that fails commits nothing.

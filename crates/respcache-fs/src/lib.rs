@@ -54,6 +54,7 @@
 //! error before its last chunk, and the entry is dropped.
 
 mod gc;
+mod hot;
 mod layout;
 mod metadata;
 mod read;
@@ -66,7 +67,6 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use respcache_core::{
     CacheError, CacheManager, CachePolicy, HttpResponse, Result, StoreHints, StreamingBody,
     StreamingCacheManager, StreamingError,
@@ -101,6 +101,8 @@ pub(crate) struct Options {
     pub(crate) link_grace: std::time::Duration,
     pub(crate) gc_at_start: bool,
     pub(crate) metadata_cache_entries: usize,
+    pub(crate) hot_body_bytes: usize,
+    pub(crate) recheck_interval: std::time::Duration,
 }
 
 impl Builder {
@@ -138,10 +140,28 @@ impl Builder {
     }
 
     /// How many entries' metadata this process keeps in memory to skip a
-    /// file read on a hit (default 8192; 0 turns it off). An entry found
-    /// this way is still read through its own link and checked.
+    /// file read on a hit (default 8192; 0 turns it off, and with it the
+    /// bodies of [`Builder::hot_body_bytes`]). A body not kept in memory is
+    /// still read through its entry's own link and checked.
     pub fn metadata_cache_entries(mut self, entries: usize) -> Self {
         self.options.metadata_cache_entries = entries;
+        self
+    }
+
+    /// How many bytes of small bodies (up to 64 KiB each) this process
+    /// keeps in memory, checked when they were read, to answer hits with
+    /// no system call (default 8 MiB; 0 turns it off).
+    pub fn hot_body_bytes(mut self, bytes: usize) -> Self {
+        self.options.hot_body_bytes = bytes;
+        self
+    }
+
+    /// How long an entry kept in memory is served before its metadata file
+    /// is looked at again (default 250 ms). This process's own writes and
+    /// deletes are seen at once; another process's sharing the directory,
+    /// at most this much later. Zero looks every time.
+    pub fn recheck_interval(mut self, interval: std::time::Duration) -> Self {
+        self.options.recheck_interval = interval;
         self
     }
 
@@ -157,6 +177,11 @@ impl Builder {
     ///
     /// [`gc`]: StreamingManager::gc
     pub fn build(self) -> StreamingManager {
+        let hot = hot::Hot::new(
+            self.options.metadata_cache_entries,
+            self.options.hot_body_bytes,
+            self.options.recheck_interval,
+        );
         let manager = StreamingManager {
             shared: Arc::new(Shared {
                 layout: layout::Layout::new(&self.root),
@@ -165,7 +190,7 @@ impl Builder {
                 recency: Mutex::new(HashMap::new()),
                 stored: AtomicU64::new(UNKNOWN),
                 in_flight: Arc::default(),
-                metadata_cache: Mutex::new(HashMap::new()),
+                hot,
             }),
         };
         if let (true, Ok(runtime)) = (
@@ -185,6 +210,10 @@ impl Builder {
 
 const UNKNOWN: u64 = u64::MAX;
 
+/// Bodies up to this size, of entries whose metadata this process holds,
+/// are read without a hop to the blocking pool.
+const INLINE_READ: u64 = 64 * 1024;
+
 /// State every clone of a manager shares.
 #[derive(Debug)]
 pub(crate) struct Shared {
@@ -198,9 +227,9 @@ pub(crate) struct Shared {
     /// Bytes written by this process's stores under way (temporary files),
     /// counted toward `max_size`.
     pub(crate) in_flight: Arc<AtomicU64>,
-    /// Metadata read or written by this process, by key, with the identity
-    /// of the file it came from; see `read::open`.
-    metadata_cache: Mutex<HashMap<String, (Arc<CacheMetadata>, FileStamp)>>,
+    /// Entries this process has read or written: metadata, and small
+    /// checked bodies; see `hot`.
+    pub(crate) hot: hot::Hot,
 }
 
 /// What identifies one version of a file: a rename puts a new inode in
@@ -213,6 +242,16 @@ pub(crate) struct FileStamp {
 }
 
 impl FileStamp {
+    /// A stamp that stands for some version, in tests.
+    #[cfg(test)]
+    pub(crate) const fn fixed(inode: u64) -> Self {
+        Self {
+            inode,
+            len: 0,
+            modified: None,
+        }
+    }
+
     pub(crate) fn of(metadata: &std::fs::Metadata) -> Self {
         #[cfg(unix)]
         let inode = std::os::unix::fs::MetadataExt::ino(metadata);
@@ -238,26 +277,20 @@ impl Shared {
     }
 
     pub(crate) fn cached(&self, key: &str) -> Option<(Arc<CacheMetadata>, FileStamp)> {
-        self.metadata_cache.lock().ok()?.get(key).cloned()
+        match self.hot.find(key) {
+            hot::Found::Current(kept) | hot::Found::Unconfirmed(kept) => {
+                Some((kept.meta, kept.stamp))
+            }
+            hot::Found::Nothing => None,
+        }
     }
 
     pub(crate) fn cache(&self, meta: Arc<CacheMetadata>, stamp: FileStamp) {
-        let Ok(mut cache) = self.metadata_cache.lock() else {
-            return;
-        };
-        // Bounded without bookkeeping: a full cache starts over.
-        if cache.len() >= self.options.metadata_cache_entries {
-            cache.clear();
-        }
-        if self.options.metadata_cache_entries > 0 {
-            cache.insert(meta.key.clone(), (meta, stamp));
-        }
+        self.hot.keep(meta, stamp);
     }
 
     pub(crate) fn uncache(&self, key: &str) {
-        if let Ok(mut cache) = self.metadata_cache.lock() {
-            cache.remove(key);
-        }
+        self.hot.forget(key);
     }
 
     pub(crate) fn forget_dirs(&self) {
@@ -348,6 +381,8 @@ impl StreamingManager {
                 link_grace: gc::LINK_GRACE,
                 gc_at_start: true,
                 metadata_cache_entries: 8192,
+                hot_body_bytes: 8 * 1024 * 1024,
+                recheck_interval: std::time::Duration::from_millis(250),
             },
         }
     }
@@ -379,6 +414,55 @@ impl StreamingManager {
         Ok(opened.map(|o| self.shared.layout.link_path(&o.meta.link)))
     }
 
+    /// An entry's record and its response, the body streamed or, when
+    /// small, whole.
+    async fn read_stream(
+        &self,
+        cache_key: &str,
+    ) -> Result<Option<(Arc<CacheMetadata>, http::Response<StreamingBody>)>> {
+        let chunk_size = self.shared.options.chunk_size as u64;
+        // A small entry this process knows is read on the calling thread:
+        // a stat, an open and one read, from the page cache, cost less
+        // than a hop to the blocking pool and back. Everything else, and
+        // every first read, takes the hop.
+        let found = match read::known_small(&self.shared, cache_key, INLINE_READ)? {
+            Some((meta, body)) => Some((meta, Ok(body))),
+            None => {
+                let key = cache_key.to_owned();
+                // Small bodies are read whole in the same blocking call: one
+                // hop.
+                self.blocking(move |shared| match read::open(shared, &key)? {
+                    Some(opened) if opened.meta.body_len <= chunk_size => {
+                        let read = read::read_whole(shared, opened)?;
+                        if let Some((meta, body)) = &read
+                            && meta.body_len <= INLINE_READ
+                        {
+                            shared.hot.keep_body(meta, body);
+                        }
+                        Ok(read.map(|(meta, body)| (meta, Ok(body))))
+                    }
+                    Some(opened) => Ok(Some((Arc::clone(&opened.meta), Err(opened)))),
+                    None => Ok(None),
+                })
+                .await?
+            }
+        };
+        let Some((meta, body)) = found else {
+            return Ok(None);
+        };
+        self.shared.touch(cache_key);
+        let parts = head_parts(&meta)?;
+        let body = match body {
+            Ok(bytes) => StreamingBody::buffered(bytes),
+            Err(opened) => {
+                let len = opened.meta.body_len;
+                let chunks = read::stream(self.shared.clone(), opened);
+                StreamingBody::from_chunks(chunks, len)
+            }
+        };
+        Ok(Some((meta, http::Response::from_parts(parts, body))))
+    }
+
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Shared) -> Result<T> + Send + 'static,
@@ -389,7 +473,15 @@ impl StreamingManager {
 }
 
 fn head_parts(meta: &CacheMetadata) -> std::result::Result<http::response::Parts, CacheError> {
-    meta.head(Bytes::new()).parts()
+    // Straight from the record: one copy of the headers per hit.
+    let (mut parts, ()) = http::Response::new(()).into_parts();
+    parts.status = http::StatusCode::from_u16(meta.status).map_err(|_| {
+        CacheError::InvalidResponse(format!("status {} is outside 100..=999", meta.status))
+    })?;
+    parts.version = meta.version.into();
+    parts.headers = meta.headers.clone();
+    parts.extensions.insert(meta.url.clone());
+    Ok(parts)
 }
 
 #[async_trait::async_trait]
@@ -498,35 +590,21 @@ impl StreamingCacheManager for StreamingManager {
         &self,
         cache_key: &str,
     ) -> Result<Option<(http::Response<StreamingBody>, CachePolicy)>> {
-        let key = cache_key.to_owned();
-        let chunk_size = self.shared.options.chunk_size as u64;
-        // Small bodies are read whole in the same blocking call: one hop.
-        let found = self
-            .blocking(move |shared| match read::open(shared, &key)? {
-                Some(opened) if opened.meta.body_len <= chunk_size => {
-                    Ok(read::read_whole(shared, opened)?.map(|(meta, body)| (meta, Ok(body))))
-                }
-                Some(opened) => Ok(Some((Arc::clone(&opened.meta), Err(opened)))),
-                None => Ok(None),
-            })
-            .await?;
-        let Some((meta, body)) = found else {
+        let Some((meta, response)) = self.read_stream(cache_key).await? else {
             return Ok(None);
         };
-        self.shared.touch(cache_key);
-        let parts = head_parts(&meta)?;
-        let body = match body {
-            Ok(bytes) => StreamingBody::buffered(bytes),
-            Err(opened) => {
-                let len = opened.meta.body_len;
-                let chunks = read::stream(self.shared.clone(), opened);
-                StreamingBody::from_chunks(chunks, len)
-            }
-        };
-        Ok(Some((
-            http::Response::from_parts(parts, body),
-            meta.policy.clone(),
-        )))
+        Ok(Some((response, meta.policy.clone())))
+    }
+
+    async fn get_stream_response(
+        &self,
+        cache_key: &str,
+    ) -> Result<Option<http::Response<StreamingBody>>> {
+        // The policy stays in the record: no copy of it per hit.
+        Ok(self
+            .read_stream(cache_key)
+            .await?
+            .map(|(_meta, response)| response))
     }
 
     async fn put_stream<B>(

@@ -11,6 +11,7 @@ use std::hash::Hasher as _;
 use tokio::sync::mpsc;
 use twox_hash::XxHash3_64;
 
+use crate::hot::Found;
 use crate::metadata::{CacheMetadata, Decoded};
 use crate::remove::drop_damaged;
 use crate::{FileStamp, Shared};
@@ -81,6 +82,52 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
         }
     }
     Ok(None)
+}
+
+/// The entry of `key`, read on the calling thread, when this process
+/// holds its metadata and its body is at most `limit` bytes: from memory
+/// when the body is kept there and its version was confirmed lately, else
+/// with a `stat` to confirm the version and, for a body not kept, one
+/// read of the file, checked (and then kept). `None` for any other entry:
+/// the caller then takes the slow way, which may find it.
+pub(crate) fn known_small(
+    shared: &Shared,
+    key: &str,
+    limit: u64,
+) -> Result<Option<(Arc<CacheMetadata>, Bytes)>, BoxError> {
+    let kept = match shared.hot.find(key) {
+        Found::Nothing => return Ok(None),
+        Found::Current(kept) => kept,
+        Found::Unconfirmed(kept) => {
+            let current = std::fs::metadata(shared.layout.metadata_path(key));
+            if !current.is_ok_and(|m| FileStamp::of(&m) == kept.stamp) {
+                shared.hot.forget(key);
+                return Ok(None);
+            }
+            shared.hot.confirm(key, kept.stamp);
+            kept
+        }
+    };
+    if kept.meta.body_len > limit {
+        return Ok(None);
+    }
+    if let Some(body) = kept.body {
+        return Ok(Some((kept.meta, body)));
+    }
+    let Ok(file) = File::open(shared.layout.link_path(&kept.meta.link)) else {
+        return Ok(None);
+    };
+    let read = read_whole(
+        shared,
+        Opened {
+            meta: kept.meta,
+            file,
+        },
+    )?;
+    if let Some((meta, body)) = &read {
+        shared.hot.keep_body(meta, body);
+    }
+    Ok(read)
 }
 
 /// A file's bytes and the identity of the version read.

@@ -110,7 +110,7 @@ where
 }
 
 /// What a buffered put stored reads back as a stream, small, empty and
-/// large.
+/// large, through `get_stream` and through `get_stream_response`.
 pub async fn buffered_put_reads_back_as_a_stream<H>(h: &H) -> CheckResult
 where
     H: Harness,
@@ -125,32 +125,54 @@ where
             .await
             .context("get_stream")?
             .ok_or_else(|| missing(FailureKind::StreamContent, key))?;
-        ensure_eq!(
-            StreamContent,
-            streamed.status().as_u16(),
-            original.status,
-            "status of {key}"
-        );
-        ensure_eq!(
-            StreamContent,
-            streamed.headers(),
-            &original.headers,
-            "headers of {key}"
-        );
-        let body = collect(streamed.into_body()).await.map_err(|e| {
-            Failure::new(
-                FailureKind::StreamContent,
-                format!("streamed read of {key} failed: {e}"),
-            )
-        })?;
-        ensure!(
-            StreamContent,
-            body == original.body,
-            "streamed read of {key} returned {} bytes, not the {} stored",
-            body.len(),
-            original.body.len()
-        );
+        reads_back_as(streamed, &original, key, "get_stream").await?;
+        let streamed = manager
+            .get_stream_response(key)
+            .await
+            .context("get_stream_response")?
+            .ok_or_else(|| missing(FailureKind::StreamContent, key))?;
+        reads_back_as(streamed, &original, key, "get_stream_response").await?;
     }
+    Ok(())
+}
+
+/// `streamed`, read through `how`, has `original`'s status, headers and
+/// body.
+async fn reads_back_as<B>(
+    streamed: http::Response<B>,
+    original: &HttpResponse,
+    key: &str,
+    how: &str,
+) -> CheckResult
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    ensure_eq!(
+        StreamContent,
+        streamed.status().as_u16(),
+        original.status,
+        "status of {key} through {how}"
+    );
+    ensure_eq!(
+        StreamContent,
+        streamed.headers(),
+        &original.headers,
+        "headers of {key} through {how}"
+    );
+    let body = collect(streamed.into_body()).await.map_err(|e| {
+        Failure::new(
+            FailureKind::StreamContent,
+            format!("{how} of {key} failed: {e}"),
+        )
+    })?;
+    ensure!(
+        StreamContent,
+        body == original.body,
+        "{how} of {key} returned {} bytes, not the {} stored",
+        body.len(),
+        original.body.len()
+    );
     Ok(())
 }
 

@@ -233,6 +233,7 @@ proofs! {
     }
     buffered_put_reads_back_as_a_stream {
         streamed_reads_stop_after_one_frame: Streamed<StreamedReadsStopAfterOneFrame>, against StreamControl => StreamContent;
+        stream_response_reads_drop_the_body: Streamed<StreamResponseReadsDropTheBody>, against StreamControl => StreamContent;
     }
     stream_response_keeps_head_and_body {
         stream_response_keeps_one_value_per_header: Streamed<StreamResponseKeepsOneValuePerHeader>, against StreamControl => StreamContent;

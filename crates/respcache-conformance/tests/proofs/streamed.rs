@@ -48,6 +48,8 @@ pub enum Flaw {
     AlwaysDeclinesUpdateHead,
     /// `update_head` replaces the head but keeps the old policy.
     UpdateHeadKeepsTheOldPolicy,
+    /// `get_stream_response` answers with the head and an empty body.
+    StreamResponseReadsDropTheBody,
 }
 
 pub trait StreamDefect: Send + Sync + 'static {
@@ -77,6 +79,7 @@ defects!(
     UpdateHeadDropsTheBody,
     AlwaysDeclinesUpdateHead,
     UpdateHeadKeepsTheOldPolicy,
+    StreamResponseReadsDropTheBody,
 );
 
 /// No defect: the control.
@@ -399,6 +402,17 @@ impl<D: StreamDefect> StreamingCacheManager for BrokenStream<D> {
                     .await
             }
         }
+    }
+
+    async fn get_stream_response(
+        &self,
+        key: &str,
+    ) -> Result<Option<http::Response<StreamingBody>>> {
+        let found = self.inner.get_stream_response(key).await?;
+        if D::FLAW == Flaw::StreamResponseReadsDropTheBody {
+            return Ok(found.map(|response| response.map(|_| StreamingBody::empty())));
+        }
+        Ok(found)
     }
 
     fn stream_response(&self, mut response: HttpResponse) -> Result<http::Response<StreamingBody>> {

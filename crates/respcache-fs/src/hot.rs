@@ -1,0 +1,204 @@
+//! What this process keeps in memory of the entries it has read or
+//! written: their metadata, with the identity of the metadata file version
+//! it came from, and for small bodies the bytes themselves, checked when
+//! they were read. A hit on such an entry costs no system call at all
+//! while the version was confirmed lately, and one `stat` otherwise.
+//!
+//! Bounded twice: at most `entries` keys (a full map starts over) and at
+//! most `body_bytes` bytes of bodies (past it, bodies are simply not
+//! kept). This process's own writes and deletes update it; another
+//! process's are seen at the next confirmation, at most `recheck` later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::FileStamp;
+use crate::metadata::CacheMetadata;
+
+/// One entry kept in memory.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    pub(crate) meta: Arc<CacheMetadata>,
+    pub(crate) stamp: FileStamp,
+    /// The checked body, for small ones.
+    pub(crate) body: Option<Bytes>,
+    /// When the metadata file was last seen to be this version.
+    confirmed: Instant,
+}
+
+/// The entries kept in memory.
+#[derive(Debug)]
+pub(crate) struct Hot {
+    state: Mutex<State>,
+    entries: usize,
+    body_bytes: usize,
+    recheck: Duration,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    kept: HashMap<String, Kept>,
+    body_bytes: usize,
+}
+
+/// What a lookup in memory found.
+pub(crate) enum Found {
+    /// The entry, confirmed lately (or just now).
+    Current(Kept),
+    /// The entry, whose metadata file must be confirmed before use.
+    Unconfirmed(Kept),
+    /// Nothing kept for the key.
+    Nothing,
+}
+
+impl Hot {
+    pub(crate) fn new(entries: usize, body_bytes: usize, recheck: Duration) -> Self {
+        Self {
+            state: Mutex::default(),
+            entries,
+            body_bytes,
+            recheck,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What is kept of `key`.
+    pub(crate) fn find(&self, key: &str) -> Found {
+        let state = self.lock();
+        match state.kept.get(key) {
+            Some(kept) if kept.confirmed.elapsed() < self.recheck => Found::Current(kept.clone()),
+            Some(kept) => Found::Unconfirmed(kept.clone()),
+            None => Found::Nothing,
+        }
+    }
+
+    /// The metadata of `key` is still `stamp`'s version, as of now.
+    pub(crate) fn confirm(&self, key: &str, stamp: FileStamp) {
+        if let Some(kept) = self.lock().kept.get_mut(key)
+            && kept.stamp == stamp
+        {
+            kept.confirmed = Instant::now();
+        }
+    }
+
+    /// Keeps `meta`, read or written as version `stamp` (without a body:
+    /// a new version's body is kept once it is read and checked).
+    pub(crate) fn keep(&self, meta: Arc<CacheMetadata>, stamp: FileStamp) {
+        if self.entries == 0 {
+            return;
+        }
+        let mut state = self.lock();
+        if state.kept.len() >= self.entries && !state.kept.contains_key(&meta.key) {
+            // Bounded without bookkeeping: a full map starts over.
+            state.kept.clear();
+            state.body_bytes = 0;
+        }
+        let key = meta.key.clone();
+        let kept = Kept {
+            meta,
+            stamp,
+            body: None,
+            confirmed: Instant::now(),
+        };
+        if let Some(old) = state.kept.insert(key, kept) {
+            state.body_bytes -= old.body.map_or(0, |body| body.len());
+        }
+    }
+
+    /// Keeps `body`, read and checked, for `meta`'s version, if it is the
+    /// version kept and there is room.
+    pub(crate) fn keep_body(&self, meta: &CacheMetadata, body: &Bytes) {
+        let mut state = self.lock();
+        let room = self.body_bytes.saturating_sub(state.body_bytes);
+        let Some(kept) = state.kept.get_mut(&meta.key) else {
+            return;
+        };
+        if kept.meta.link != meta.link || kept.body.is_some() || body.len() > room {
+            return;
+        }
+        kept.body = Some(body.clone());
+        state.body_bytes += body.len();
+    }
+
+    /// Forgets `key` (deleted, replaced or damaged).
+    pub(crate) fn forget(&self, key: &str) {
+        let mut state = self.lock();
+        if let Some(old) = state.kept.remove(key) {
+            state.body_bytes -= old.body.map_or(0, |body| body.len());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(key: &str, link: &str) -> Arc<CacheMetadata> {
+        let response = http::Response::new(());
+        let request = http::Request::get("https://a.example/").body(()).unwrap();
+        Arc::new(CacheMetadata {
+            format: crate::metadata::FORMAT_VERSION,
+            key: key.into(),
+            status: 200,
+            version: respcache_core::HttpVersion::Http11,
+            headers: http::HeaderMap::new(),
+            url: "https://a.example/".parse().unwrap(),
+            content_digest: String::new(),
+            body_len: 3,
+            body_check: String::new(),
+            link: link.into(),
+            policy: respcache_core::CachePolicy::new(&request, &response),
+            created_at: 0,
+            expires_at: None,
+        })
+    }
+
+    const STAMP: FileStamp = FileStamp::fixed(1);
+
+    #[test]
+    fn bodies_are_kept_for_their_own_version_and_within_the_bound() {
+        let hot = Hot::new(10, 4, Duration::from_secs(60));
+        hot.keep(meta("a", "l1"), STAMP);
+        hot.keep_body(&meta("a", "l2"), &Bytes::from_static(b"old"));
+        let Found::Current(kept) = hot.find("a") else {
+            panic!("kept")
+        };
+        assert!(kept.body.is_none(), "a body of another version");
+        hot.keep_body(&meta("a", "l1"), &Bytes::from_static(b"abc"));
+        hot.keep(meta("b", "l3"), STAMP);
+        hot.keep_body(&meta("b", "l3"), &Bytes::from_static(b"xyz"));
+        let Found::Current(b) = hot.find("b") else {
+            panic!("kept")
+        };
+        assert!(b.body.is_none(), "past the bound of 4 bytes");
+        hot.forget("a");
+        hot.keep_body(&meta("b", "l3"), &Bytes::from_static(b"xyz"));
+        let Found::Current(b) = hot.find("b") else {
+            panic!("kept")
+        };
+        assert_eq!(b.body.unwrap(), "xyz", "room again once a went");
+    }
+
+    #[test]
+    fn an_entry_not_confirmed_lately_must_be() {
+        let hot = Hot::new(10, 100, Duration::ZERO);
+        hot.keep(meta("a", "l1"), STAMP);
+        assert!(matches!(hot.find("a"), Found::Unconfirmed(_)));
+        assert!(matches!(hot.find("z"), Found::Nothing));
+        let full = Hot::new(1, 100, Duration::from_secs(60));
+        full.keep(meta("a", "l1"), STAMP);
+        full.keep(meta("b", "l1"), STAMP);
+        assert!(
+            matches!(full.find("a"), Found::Nothing),
+            "a full map starts over"
+        );
+    }
+}
