@@ -1,31 +1,37 @@
 //! `Cache-Control` directives the engine reads itself (the policy crate
 //! reads the rest), and the header rules of RFC 9111 it applies.
 
+use std::borrow::Cow;
+
 use http::HeaderMap;
 use http::header::{self, HeaderName};
 
-/// The directives of every `Cache-Control` field of a message, in order.
+/// The directives of every `Cache-Control` field of a message, in order,
+/// read in place: names as written (matched regardless of case),
+/// arguments without their quotes, bytes that are not UTF-8 kept as they
+/// are, so that one stray byte in an extension cannot hide the `private`
+/// or `no-store` beside it.
 #[derive(Debug, Default)]
-pub(crate) struct Directives(Vec<(String, Option<String>)>);
+pub(crate) struct Directives<'a>(Vec<Directive<'a>>);
 
-impl Directives {
-    pub(crate) fn of(headers: &HeaderMap) -> Self {
+/// One directive: its name and, when it has one, its argument.
+type Directive<'a> = (Cow<'a, [u8]>, Option<Cow<'a, [u8]>>);
+
+impl<'a> Directives<'a> {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
         let mut directives = Vec::new();
         for value in headers.get_all(header::CACHE_CONTROL) {
-            // A stray non-UTF-8 byte (in some extension's argument) must not
-            // hide the `private` or `no-store` beside it.
-            let value = String::from_utf8_lossy(value.as_bytes());
-            for item in split_list(&value) {
-                let (name, argument) = match item.split_once('=') {
-                    Some((name, argument)) => {
-                        let argument = argument.trim().trim_matches('"').to_owned();
-                        (name, Some(argument))
+            for item in split_bytes(value.as_bytes()) {
+                let (name, argument) = match item.iter().position(|&b| b == b'=') {
+                    Some(equals) => {
+                        let argument = trim_quotes(item[equals + 1..].trim_ascii());
+                        (&item[..equals], Some(Cow::Borrowed(argument)))
                     }
                     None => (item, None),
                 };
-                let name = name.trim().to_ascii_lowercase();
+                let name = name.trim_ascii();
                 if !name.is_empty() {
-                    directives.push((name, argument));
+                    directives.push((Cow::Borrowed(name), argument));
                 }
             }
         }
@@ -34,32 +40,47 @@ impl Directives {
 
     /// Directives already split into names and arguments (a targeted
     /// field's).
-    pub(crate) fn from_pairs(pairs: Vec<(String, Option<String>)>) -> Self {
-        Self(pairs)
+    pub(crate) fn from_pairs(pairs: Vec<(String, Option<String>)>) -> Directives<'static> {
+        Directives(
+            pairs
+                .into_iter()
+                .map(|(name, argument)| {
+                    (
+                        Cow::Owned(name.into_bytes()),
+                        argument.map(|a| Cow::Owned(a.into_bytes())),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The arguments of every `name` directive, in order.
+    fn named(&self, name: &str) -> impl Iterator<Item = Option<&[u8]>> {
+        self.0
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, argument)| argument.as_deref())
     }
 
     pub(crate) fn has(&self, name: &str) -> bool {
-        self.0.iter().any(|(n, _)| n == name)
+        self.named(name).next().is_some()
     }
 
     /// A directive that takes one delta-seconds value (`max-age=60`).
     pub(crate) fn delta(&self, name: &str) -> Delta {
-        let mut values = self
-            .0
-            .iter()
-            .filter(|(n, _)| n == name)
-            .map(|(_, argument)| argument);
+        let mut values = self.named(name);
         let Some(first) = values.next() else {
             return Delta::Absent;
         };
         if values.any(|other| other != first) {
             return Delta::Invalid;
         }
-        match first.as_deref() {
-            Some(argument)
-                if !argument.is_empty() && argument.bytes().all(|b| b.is_ascii_digit()) =>
-            {
-                Delta::Seconds(argument.parse().unwrap_or(u64::from(u32::MAX)))
+        match first {
+            Some(argument) if !argument.is_empty() && argument.iter().all(u8::is_ascii_digit) => {
+                let seconds = std::str::from_utf8(argument)
+                    .ok()
+                    .and_then(|digits| digits.parse().ok());
+                Delta::Seconds(seconds.unwrap_or(u64::from(u32::MAX)))
             }
             _ => Delta::Invalid,
         }
@@ -67,15 +88,47 @@ impl Directives {
 
     /// The field names a qualified directive lists (`private="set-cookie"`).
     pub(crate) fn fields(&self, name: &str) -> Vec<String> {
-        self.0
-            .iter()
-            .filter(|(n, _)| n == name)
-            .filter_map(|(_, argument)| argument.as_deref())
-            .flat_map(|argument| argument.split(','))
-            .map(|field| field.trim().to_ascii_lowercase())
+        self.named(name)
+            .flatten()
+            .flat_map(|argument| argument.split(|&b| b == b','))
+            .map(|field| String::from_utf8_lossy(field.trim_ascii()).to_ascii_lowercase())
             .filter(|field| !field.is_empty())
             .collect()
     }
+}
+
+/// `argument` without the quotes around it.
+fn trim_quotes(argument: &[u8]) -> &[u8] {
+    let start = argument
+        .iter()
+        .position(|&b| b != b'"')
+        .unwrap_or(argument.len());
+    let end = argument
+        .iter()
+        .rposition(|&b| b != b'"')
+        .map_or(start, |end| end + 1);
+    &argument[start..end.max(start)]
+}
+
+/// [`split_list`] on bytes.
+fn split_bytes(value: &[u8]) -> Vec<&[u8]> {
+    let mut items = Vec::new();
+    let (mut start, mut quoted, mut escaped) = (0, false, false);
+    for (i, &b) in value.iter().enumerate() {
+        match b {
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b',' if !quoted => {
+                items.push(value[start..i].trim_ascii());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(value[start..].trim_ascii());
+    items.retain(|item| !item.is_empty());
+    items
 }
 
 /// What a message says of a directive that takes delta-seconds.
@@ -149,6 +202,11 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Hop-by-hop fields: they describe one connection and are neither stored
 /// nor forwarded (RFC 9110 §7.6.1), with every field `Connection` names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names first: most messages carry none of these,
+    // and a removal by name costs a hash each.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     // Bytes, not text: a value with one byte that is not UTF-8 must not
     // keep the fields it names.
     let named: Vec<HeaderName> = headers
@@ -171,9 +229,29 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     ] {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    headers.remove(KEEP_ALIVE);
+    headers.remove(PROXY_CONNECTION);
 }
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
+/// Whether `name` is hop-by-hop by itself (RFC 9110 §7.6.1), without a
+/// `Connection` naming it.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+    ]
+    .contains(name)
+}
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// The fields a response's `Vary` names, lower-cased, in order; `None` for
 /// `Vary: *`, which no request matches.
@@ -207,10 +285,11 @@ mod tests {
 
     #[test]
     fn directives_across_fields_with_quoted_lists() {
-        let cc = Directives::of(&headers(&[
+        let lines = headers(&[
             r#"Max-Age=60, private="set-cookie, x-a""#,
             "stale-while-revalidate=30",
-        ]));
+        ]);
+        let cc = Directives::of(&lines);
         assert_eq!(cc.delta("max-age"), Delta::Seconds(60));
         assert_eq!(cc.delta("stale-while-revalidate"), Delta::Seconds(30));
         assert_eq!(cc.delta("s-maxage"), Delta::Absent);
@@ -233,9 +312,11 @@ mod tests {
                 "{value}"
             );
         }
-        let same_twice = Directives::of(&headers(&["max-age=7", "max-age=7"]));
+        let lines = headers(&["max-age=7", "max-age=7"]);
+        let same_twice = Directives::of(&lines);
         assert_eq!(same_twice.delta("max-age"), Delta::Seconds(7));
-        let huge = Directives::of(&headers(&["max-age=99999999999999999999"]));
+        let lines = headers(&["max-age=99999999999999999999"]);
+        let huge = Directives::of(&lines);
         assert_eq!(huge.delta("max-age"), Delta::Seconds(u64::from(u32::MAX)));
     }
 

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use http::{Method, Request, Response, header, request, response};
-use respcache_core::{BoxError, CachePolicy, abbreviate_key};
+use respcache_core::{BoxError, abbreviate_key};
 
 use crate::body::{self, CacheBody};
 use crate::coalesce::{Flight, Flights, Follower, Role};
@@ -83,7 +83,6 @@ pub(crate) struct Exchange {
 pub(crate) struct Spooled {
     /// The head as it is stored.
     pub(crate) head: response::Parts,
-    pub(crate) policy: CachePolicy,
     /// What the leader's request did.
     pub(crate) status: CacheStatus,
     /// The `Vary` index and the variant key the response is stored under.
@@ -441,7 +440,6 @@ impl<S: Storage> HttpCache<S> {
             if same_variant && let Some(reader) = spool.attach() {
                 let stored = Stored {
                     head: respcache_core::clone_head(&meta.head),
-                    policy: meta.policy.clone(),
                     body: body::boxed(reader),
                 };
                 let now = self.now();

@@ -15,6 +15,7 @@ use crate::surrogate::SurrogateControl;
 /// When the cache received the response, as milliseconds since the epoch;
 /// kept in the stored head and never sent to clients.
 pub(crate) const RECEIVED_FIELD: &str = "respcache-received";
+const RECEIVED: header::HeaderName = header::HeaderName::from_static(RECEIVED_FIELD);
 
 /// The largest delta-seconds a cache needs to count (RFC 9111 §1.2.2).
 const MAX_DELTA_SECONDS: u64 = 1 << 31;
@@ -82,11 +83,11 @@ pub(crate) fn mark_received(headers: &mut HeaderMap, now: SystemTime) {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_millis();
-    headers.insert(RECEIVED_FIELD, HeaderValue::from(millis as u64));
+    headers.insert(RECEIVED, HeaderValue::from(millis as u64));
 }
 
 fn received(headers: &HeaderMap) -> Option<SystemTime> {
-    let millis: u64 = headers.get(RECEIVED_FIELD)?.to_str().ok()?.parse().ok()?;
+    let millis: u64 = headers.get(RECEIVED)?.to_str().ok()?.parse().ok()?;
     UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }
 

@@ -300,9 +300,14 @@ impl<S: Storage> HttpCache<S> {
             .insert(header::CONTENT_LENGTH, HeaderValue::from(index.total));
         let now = self.now();
         let hints = self.hints(&head, CacheMode::Default, now);
+        // The policy of the whole, as of a plain GET of its URL.
+        let Ok(get) = http::Request::get(url.as_str()).body(()) else {
+            return;
+        };
+        let policy = self.policy(&get.into_parts().0, &head, now);
         let body = self.concatenated(&key, &index, plan);
         let put = storage
-            .put(key.clone(), head, body, template.policy, url, hints)
+            .put(key.clone(), head, body, policy, url, hints)
             .await;
         let combined = match put {
             Ok(Putting { body, commit }) => {

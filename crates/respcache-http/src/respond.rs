@@ -9,7 +9,6 @@ use http::{HeaderMap, Method, Response, StatusCode, request};
 
 use crate::body::{self, CacheBody};
 use crate::conditional;
-use crate::directives::remove_hop_by_hop;
 use crate::engine::{Exchange, HttpCache};
 use crate::options::Options;
 use crate::range::{self, RangeAnswer};
@@ -60,7 +59,7 @@ impl<S: Storage> HttpCache<S> {
         let age = self.freshness(&stored.head, now).age.as_secs();
         let Stored { mut head, body, .. } = stored;
         head.extensions.insert(BodySource::Storage);
-        remove_hop_by_hop(&mut head.headers);
+        // Stored heads had their hop-by-hop fields removed when stored.
         vary::strip_internal(&mut head.headers);
         head.headers.insert(header::AGE, HeaderValue::from(age));
         self.add_status(&mut head.headers, &status);

@@ -165,11 +165,7 @@ impl<S: Storage> HttpCache<S> {
                 merged.headers.append(header::SET_COOKIE, cookie.clone());
             }
         }
-        let refreshed = Stored {
-            head: merged,
-            policy,
-            body,
-        };
+        let refreshed = Stored { head: merged, body };
         self.serve(&exchange.parts, refreshed, status, now, must_read)
     }
 

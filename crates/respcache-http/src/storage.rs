@@ -16,13 +16,13 @@ use url::Url;
 
 use crate::body::{self, CacheBody};
 
-/// A stored response: its head, its policy and its body.
+/// A stored response: its head and its body. (The policy stored beside
+/// it is the backend's business: the engine decides from the head, and
+/// a backend need not copy its policy for every hit.)
 #[derive(Debug)]
 pub struct Stored {
     /// Status and headers as stored.
     pub head: http::response::Parts,
-    /// The policy stored with it.
-    pub policy: CachePolicy,
     /// The stored body.
     pub body: CacheBody,
 }
@@ -179,13 +179,12 @@ impl<M: CacheManager> Buffered<M> {
 #[async_trait::async_trait]
 impl<M: CacheManager + Clone> Storage for Buffered<M> {
     async fn get(&self, key: &str) -> Result<Option<Stored>> {
-        let Some((response, policy)) = self.manager.get(key).await? else {
+        let Some((response, _policy)) = self.manager.get(key).await? else {
             return Ok(None);
         };
         let head = response.parts()?;
         Ok(Some(Stored {
             head,
-            policy,
             body: body::full(response.body),
         }))
     }
@@ -272,13 +271,12 @@ impl<M: StreamingCacheManager> Streaming<M> {
 #[async_trait::async_trait]
 impl<M: StreamingCacheManager> Storage for Streaming<M> {
     async fn get(&self, key: &str) -> Result<Option<Stored>> {
-        let Some((response, policy)) = self.manager.get_stream(key).await? else {
+        let Some(response) = self.manager.get_stream_response(key).await? else {
             return Ok(None);
         };
         let (head, body) = response.into_parts();
         Ok(Some(Stored {
             head,
-            policy,
             body: body::boxed(body),
         }))
     }

@@ -95,7 +95,6 @@ impl<S: Storage> HttpCache<S> {
         // Followers are told the head and policy as stored.
         let spooled = exchange.flight.as_ref().map(|_| Spooled {
             head: respcache_core::clone_head(&stored_head),
-            policy: policy.clone(),
             status: CacheStatus::default(),
             vary,
         });

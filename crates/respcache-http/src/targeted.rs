@@ -13,14 +13,14 @@ use crate::options::Options;
 
 /// The directives that govern a response in this cache: its first valid
 /// targeted field (shared caches), else its `Cache-Control`.
-pub(crate) fn response_directives(headers: &HeaderMap, options: &Options) -> Directives {
+pub(crate) fn response_directives<'a>(headers: &'a HeaderMap, options: &Options) -> Directives<'a> {
     targeted(headers, options).unwrap_or_else(|| Directives::of(headers))
 }
 
 /// The directives of the first targeted field in `options`' list that the
 /// response carries and that parses (RFC 9213 §2.2); `None` in a private
 /// cache or when there is none.
-pub(crate) fn targeted(headers: &HeaderMap, options: &Options) -> Option<Directives> {
+pub(crate) fn targeted(headers: &HeaderMap, options: &Options) -> Option<Directives<'static>> {
     if !options.shared {
         return None;
     }
@@ -32,7 +32,7 @@ pub(crate) fn targeted(headers: &HeaderMap, options: &Options) -> Option<Directi
 
 /// One targeted field's directives, or `None` when it is absent or not a
 /// valid Dictionary (RFC 9213 §2.1: an invalid field is ignored).
-fn parse(headers: &HeaderMap, name: &http::HeaderName) -> Option<Directives> {
+fn parse(headers: &HeaderMap, name: &http::HeaderName) -> Option<Directives<'static>> {
     let mut lines = headers.get_all(name).iter().peekable();
     lines.peek()?;
     // Several lines are one list (RFC 9651 §4.2).

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 /// The field marking an index entry in storage; never sent to clients,
 /// and removed from origin responses so that none can pose as an index.
 const INDEX_FIELD: &str = "respcache-vary-index";
+const INDEX: HeaderName = HeaderName::from_static(INDEX_FIELD);
 
 /// Request fields that are lists of case-insensitive tokens with weights,
 /// so that `en-GB` and `en-gb` select one variant, and so do `en, de`
@@ -63,7 +64,7 @@ pub(crate) struct VaryIndex {
 impl VaryIndex {
     /// The index a stored head holds, if it is one.
     pub(crate) fn read(head: &response::Parts) -> Option<Self> {
-        let generation = head.headers.get(INDEX_FIELD)?.to_str().ok()?.to_owned();
+        let generation = head.headers.get(INDEX)?.to_str().ok()?.to_owned();
         let fields = crate::directives::vary_fields(&head.headers)?;
         Some(Self {
             fields,
@@ -92,7 +93,7 @@ impl VaryIndex {
             head.headers.insert(header::VARY, vary);
         }
         if let Ok(generation) = HeaderValue::from_str(&self.generation) {
-            head.headers.insert(INDEX_FIELD, generation);
+            head.headers.insert(INDEX, generation);
         }
         head.headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
@@ -150,9 +151,17 @@ pub(crate) fn is_internal(name: &HeaderName) -> bool {
 /// Removes the engine's own storage fields (from an origin's response,
 /// or from a stored head before it is served).
 pub(crate) fn strip_internal(headers: &mut HeaderMap) {
-    headers.remove(INDEX_FIELD);
-    headers.remove(crate::freshness::RECEIVED_FIELD);
-    headers.remove(crate::part_index::PARTS_FIELD);
+    const INTERNAL: [HeaderName; 3] = [
+        INDEX,
+        HeaderName::from_static(crate::freshness::RECEIVED_FIELD),
+        HeaderName::from_static(crate::part_index::PARTS_FIELD),
+    ];
+    // One pass over the names first: most heads hold one of these at most.
+    if headers.keys().any(|name| INTERNAL.contains(name)) {
+        for name in INTERNAL {
+            headers.remove(name);
+        }
+    }
 }
 
 #[cfg(test)]
