@@ -13,18 +13,18 @@ use ipnet::IpNet;
 /// Fields through which a client could claim to be someone else, or
 /// steer an origin that trusts them (absolute links built from
 /// `X-Forwarded-Host` are a classic way to poison a cache).
-const CLAIMS: &[&str] = &[
-    "forwarded",
-    "x-forwarded-for",
-    "x-forwarded-host",
-    "x-forwarded-proto",
-    "x-forwarded-port",
-    "x-forwarded-prefix",
-    "x-forwarded-server",
-    "x-real-ip",
-    "x-original-url",
-    "x-rewrite-url",
-    "x-original-host",
+const CLAIMS: [HeaderName; 11] = [
+    HeaderName::from_static("forwarded"),
+    HeaderName::from_static("x-forwarded-for"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-real-ip"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-original-host"),
 ];
 
 /// How the proxy forwards who its clients are.
@@ -35,6 +35,16 @@ pub struct Forwarding {
     via_name: String,
     /// `1.1 <via_name>`.
     via: HeaderValue,
+}
+
+/// What the connection shows of a client, worked out once per connection.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    trusted: bool,
+    /// Its address, as `X-Forwarded-For` lists it.
+    address: String,
+    /// `for=…;proto=http`, as `Forwarded` lists it.
+    element: String,
 }
 
 /// Why a request is refused before it reaches the cache.
@@ -64,6 +74,21 @@ impl Forwarding {
         })
     }
 
+    /// What the connection from `peer` shows of its client.
+    pub fn peer(&self, peer: SocketAddr) -> Peer {
+        let ip = peer.ip().to_canonical();
+        // RFC 7239 §6: an IPv6 address is quoted, in brackets.
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        Peer {
+            trusted: self.trusts(ip),
+            address: ip.to_string(),
+            element: format!("for={node};proto=http"),
+        }
+    }
+
     /// The `Via` value this proxy adds to what it forwards.
     pub fn via(&self) -> &HeaderValue {
         &self.via
@@ -77,17 +102,17 @@ impl Forwarding {
     pub fn prepare(
         &self,
         parts: &mut request::Parts,
-        peer: SocketAddr,
+        peer: &Peer,
         upstream_host: &HeaderValue,
     ) -> Result<(), Refusal> {
         if self.has_passed_here(&parts.headers) {
             return Err(Refusal::Loop);
         }
         let headers = &mut parts.headers;
-        let trusted = self.trusts(peer.ip());
-        if !trusted {
+        // One pass over the names: most requests make no such claim.
+        if !peer.trusted && headers.keys().any(|name| CLAIMS.contains(name)) {
             for name in CLAIMS {
-                headers.remove(*name);
+                headers.remove(name);
             }
         }
         let host = match headers.get(header::HOST) {
@@ -102,32 +127,25 @@ impl Forwarding {
                 upstream_host.clone()
             }
         };
-        let ip = peer.ip().to_canonical();
-        append(headers, "x-forwarded-for", &ip.to_string());
-        if !trusted || !headers.contains_key("x-forwarded-proto") {
-            headers.insert(
-                HeaderName::from_static("x-forwarded-proto"),
-                HeaderValue::from_static("http"),
-            );
+        append(headers, "x-forwarded-for", &peer.address);
+        const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+        if !peer.trusted || !headers.contains_key(&PROTO) {
+            headers.insert(PROTO, HeaderValue::from_static("http"));
         }
-        // RFC 7239 §6: an IPv6 address is quoted, in brackets.
-        let node = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => format!("\"[{v6}]\""),
-        };
-        let mut element = format!("for={node};proto=http");
-        if let Ok(host) = host.to_str()
-            && is_token(host)
-        {
-            element.push_str(";host=");
-            element.push_str(host);
+        match host.to_str() {
+            Ok(host) if is_token(host) => {
+                append(
+                    headers,
+                    "forwarded",
+                    &format!("{};host={host}", peer.element),
+                );
+            }
+            _ => append(headers, "forwarded", &peer.element),
         }
-        append(headers, "forwarded", &element);
         Ok(())
     }
 
     fn trusts(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
         self.trusted.iter().any(|net| net.contains(&ip))
     }
 
@@ -149,12 +167,20 @@ impl Forwarding {
 /// Appends `value` to the comma-separated list in `name`, as one field.
 fn append(headers: &mut HeaderMap, name: &'static str, value: &str) {
     let name = HeaderName::from_static(name);
-    let joined = match headers.get(&name).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {value}"),
-        _ => value.to_owned(),
+    // Every line of a trusted peer's list, then ours.
+    let existing: Vec<&str> = headers
+        .get_all(&name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let joined = if existing.is_empty() {
+        HeaderValue::from_str(value)
+    } else {
+        HeaderValue::from_str(&format!("{}, {value}", existing.join(", ")))
     };
-    if let Ok(joined) = HeaderValue::from_str(&joined) {
-        headers.remove(&name);
+    if let Ok(joined) = joined {
         headers.insert(name, joined);
     }
 }
@@ -196,7 +222,7 @@ mod tests {
             ("x-original-url", "/admin"),
         ]);
         forwarding
-            .prepare(&mut request, peer("192.0.2.7"), &UPSTREAM)
+            .prepare(&mut request, &forwarding.peer(peer("192.0.2.7")), &UPSTREAM)
             .unwrap();
         let headers = &request.headers;
         assert!(headers.get("x-forwarded-host").is_none());
@@ -219,12 +245,14 @@ mod tests {
             ("x-forwarded-proto", "https"),
         ]);
         forwarding
-            .prepare(&mut request, peer("10.1.2.3"), &UPSTREAM)
+            .prepare(&mut request, &forwarding.peer(peer("10.1.2.3")), &UPSTREAM)
             .unwrap();
         assert_eq!(request.headers["x-forwarded-for"], "203.0.113.9, 10.1.2.3");
         assert_eq!(request.headers["x-forwarded-proto"], "https");
         let mut v6 = parts(&[("host", "www.site")]);
-        forwarding.prepare(&mut v6, peer("::1"), &UPSTREAM).unwrap();
+        forwarding
+            .prepare(&mut v6, &forwarding.peer(peer("::1")), &UPSTREAM)
+            .unwrap();
         assert_eq!(
             v6.headers["forwarded"],
             "for=\"[::1]\";proto=http;host=www.site"
@@ -235,12 +263,13 @@ mod tests {
     fn a_request_through_this_proxy_already_is_a_loop() {
         let forwarding = Forwarding::new(vec![], Some("edge-1".into())).unwrap();
         let mut looped = parts(&[("host", "a"), ("via", "1.1 other, 1.1 EDGE-1 (respcache)")]);
-        let refused = forwarding.prepare(&mut looped, peer("127.0.0.1"), &UPSTREAM);
+        let refused =
+            forwarding.prepare(&mut looped, &forwarding.peer(peer("127.0.0.1")), &UPSTREAM);
         assert_eq!(refused, Err(Refusal::Loop));
         let mut chained = parts(&[("host", "a"), ("via", "1.1 edge-2")]);
         assert!(
             forwarding
-                .prepare(&mut chained, peer("127.0.0.1"), &UPSTREAM)
+                .prepare(&mut chained, &forwarding.peer(peer("127.0.0.1")), &UPSTREAM)
                 .is_ok()
         );
         assert_eq!(forwarding.via(), "1.1 edge-1");
@@ -252,7 +281,7 @@ mod tests {
         let forwarding = Forwarding::new(vec![], None).unwrap();
         let mut old = parts(&[]);
         forwarding
-            .prepare(&mut old, peer("127.0.0.1"), &UPSTREAM)
+            .prepare(&mut old, &forwarding.peer(peer("127.0.0.1")), &UPSTREAM)
             .unwrap();
         assert_eq!(old.headers["host"], "origin.internal:8000");
     }

@@ -1,7 +1,6 @@
 //! Accepting clients, answering them through the cache, and stopping
 //! cleanly on SIGTERM or Ctrl-C.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use respcache_http::{CacheBody, HttpCache, Storage};
 use tokio::net::TcpListener;
 
 use crate::args::Args;
-use crate::forwarding::{Forwarding, Refusal};
+use crate::forwarding::{Forwarding, Peer, Refusal};
 use crate::metrics::{Counted, Traffic};
 use crate::upstream::Upstream;
 
@@ -85,9 +84,10 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         };
         let _ = stream.set_nodelay(true);
         let context = context.clone();
+        let client = Arc::new(context.forwarding.peer(peer));
         let service = service_fn(move |request: Request<Incoming>| {
-            let context = context.clone();
-            async move { Ok::<_, std::convert::Infallible>(answer(request, peer, &context).await) }
+            let (context, client) = (context.clone(), client.clone());
+            async move { Ok::<_, std::convert::Infallible>(answer(request, &client, &context).await) }
         });
         // The header timeout runs from the moment the connection waits for
         // a request head: it also closes a connection left idle.
@@ -130,7 +130,7 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
 /// the origin cannot be reached.
 async fn answer<S: Storage>(
     request: Request<Incoming>,
-    peer: SocketAddr,
+    peer: &Peer,
     context: &Context<S>,
 ) -> Response<Counted> {
     let method = request.method().clone();
