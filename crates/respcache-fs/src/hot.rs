@@ -42,7 +42,15 @@ pub(crate) struct Hot {
 struct State {
     kept: HashMap<String, Kept>,
     body_bytes: usize,
+    /// Counts every `forget`: a reader that read a file before a write
+    /// replaced it must not keep what it read once the writer has
+    /// forgotten the key.
+    forgotten: u64,
 }
+
+/// When a reader started: see [`Hot::since`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Since(u64);
 
 /// What a lookup in memory found.
 pub(crate) enum Found {
@@ -89,13 +97,23 @@ impl Hot {
         }
     }
 
-    /// Keeps `meta`, read or written as version `stamp` (without a body:
-    /// a new version's body is kept once it is read and checked).
-    pub(crate) fn keep(&self, meta: Arc<CacheMetadata>, stamp: FileStamp) {
+    /// Taken before a reader reads a metadata file, for [`Hot::keep`].
+    pub(crate) fn since(&self) -> Since {
+        Since(self.lock().forgotten)
+    }
+
+    /// Keeps `meta`, read as version `stamp` by a reader that started at
+    /// `since` (without a body: a new version's body is kept once it is
+    /// read and checked). Nothing is kept if any key was forgotten since:
+    /// what was read may be the version a write has just replaced.
+    pub(crate) fn keep(&self, meta: Arc<CacheMetadata>, stamp: FileStamp, since: Since) {
         if self.entries == 0 {
             return;
         }
         let mut state = self.lock();
+        if state.forgotten != since.0 {
+            return;
+        }
         if state.kept.len() >= self.entries && !state.kept.contains_key(&meta.key) {
             // Bounded without bookkeeping: a full map starts over.
             state.kept.clear();
@@ -131,6 +149,7 @@ impl Hot {
     /// Forgets `key` (deleted, replaced or damaged).
     pub(crate) fn forget(&self, key: &str) {
         let mut state = self.lock();
+        state.forgotten += 1;
         if let Some(old) = state.kept.remove(key) {
             state.body_bytes -= old.body.map_or(0, |body| body.len());
         }
@@ -166,14 +185,14 @@ mod tests {
     #[test]
     fn bodies_are_kept_for_their_own_version_and_within_the_bound() {
         let hot = Hot::new(10, 4, Duration::from_secs(60));
-        hot.keep(meta("a", "l1"), STAMP);
+        hot.keep(meta("a", "l1"), STAMP, hot.since());
         hot.keep_body(&meta("a", "l2"), &Bytes::from_static(b"old"));
         let Found::Current(kept) = hot.find("a") else {
             panic!("kept")
         };
         assert!(kept.body.is_none(), "a body of another version");
         hot.keep_body(&meta("a", "l1"), &Bytes::from_static(b"abc"));
-        hot.keep(meta("b", "l3"), STAMP);
+        hot.keep(meta("b", "l3"), STAMP, hot.since());
         hot.keep_body(&meta("b", "l3"), &Bytes::from_static(b"xyz"));
         let Found::Current(b) = hot.find("b") else {
             panic!("kept")
@@ -190,15 +209,26 @@ mod tests {
     #[test]
     fn an_entry_not_confirmed_lately_must_be() {
         let hot = Hot::new(10, 100, Duration::ZERO);
-        hot.keep(meta("a", "l1"), STAMP);
+        hot.keep(meta("a", "l1"), STAMP, hot.since());
         assert!(matches!(hot.find("a"), Found::Unconfirmed(_)));
         assert!(matches!(hot.find("z"), Found::Nothing));
         let full = Hot::new(1, 100, Duration::from_secs(60));
-        full.keep(meta("a", "l1"), STAMP);
-        full.keep(meta("b", "l1"), STAMP);
+        full.keep(meta("a", "l1"), STAMP, full.since());
+        full.keep(meta("b", "l1"), STAMP, full.since());
         assert!(
             matches!(full.find("a"), Found::Nothing),
             "a full map starts over"
         );
+    }
+
+    #[test]
+    fn a_read_that_began_before_a_write_forgot_the_key_keeps_nothing() {
+        let hot = Hot::new(10, 100, Duration::from_secs(60));
+        let reader = hot.since();
+        hot.forget("a");
+        hot.keep(meta("a", "old"), STAMP, reader);
+        assert!(matches!(hot.find("a"), Found::Nothing));
+        hot.keep(meta("a", "new"), STAMP, hot.since());
+        assert!(matches!(hot.find("a"), Found::Current(_)));
     }
 }

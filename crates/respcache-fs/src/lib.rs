@@ -285,8 +285,8 @@ impl Shared {
         }
     }
 
-    pub(crate) fn cache(&self, meta: Arc<CacheMetadata>, stamp: FileStamp) {
-        self.hot.keep(meta, stamp);
+    pub(crate) fn cache(&self, meta: Arc<CacheMetadata>, stamp: FileStamp, since: hot::Since) {
+        self.hot.keep(meta, stamp, since);
     }
 
     pub(crate) fn uncache(&self, key: &str) {

@@ -14,10 +14,10 @@ use std::hash::Hasher as _;
 use twox_hash::XxHash3_64;
 use url::Url;
 
+use crate::Shared;
 use crate::layout::{Layout, hex, new_link_id};
 use crate::metadata::{CacheMetadata, FORMAT_VERSION};
 use crate::remove::{read_current, release_body};
-use crate::{FileStamp, Shared};
 
 /// A body on its way to disk. Dropped before [`BodyWriter::commit`], it
 /// removes its temporary file: nothing is committed.
@@ -149,14 +149,8 @@ impl BodyWriter {
             expires_at: head.expires_at,
         };
         match commit_metadata(shared, &meta) {
-            Ok(stamp) => {
-                if let Some(stamp) = stamp {
-                    shared.cache(std::sync::Arc::new(meta), stamp);
-                }
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(err) => {
-                shared.uncache(&meta.key);
                 let _ = std::fs::remove_file(&link_path);
                 Err(err)
             }
@@ -231,30 +225,29 @@ pub(crate) fn update_head(
         expires_at,
         ..current
     };
-    match commit_metadata(shared, &meta) {
-        Ok(stamp) => {
-            match stamp {
-                Some(stamp) => shared.cache(std::sync::Arc::new(meta), stamp),
-                None => shared.uncache(key),
-            }
-            Ok(true)
-        }
-        Err(err) => {
-            shared.uncache(key);
-            Err(err)
-        }
-    }
+    commit_metadata(shared, &meta)?;
+    Ok(true)
 }
 
-/// Renames the metadata into place; returns the identity of the file
-/// committed, for the metadata cache.
-fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<Option<FileStamp>, BoxError> {
+/// Renames the metadata into place, and has this process forget what it
+/// kept in memory of the key, whether or not the rename happened.
+///
+/// What was written is not kept: its headers and policy share the buffers
+/// the request and the response were read into, and keeping them would
+/// keep those buffers, kilobytes for each entry. The first read keeps its
+/// own compact copy.
+fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<(), BoxError> {
+    let committed = rename_metadata(shared, meta);
+    shared.uncache(&meta.key);
+    committed
+}
+
+fn rename_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<(), BoxError> {
     let layout = &shared.layout;
     let path = layout.metadata_path(&meta.key);
     let previous = read_current(&meta.key, &path);
     let tmp = layout.tmp_path("json");
-    let stamp =
-        write_stamped(&tmp, &meta.encode()?).map_err(|e| CacheError::io("write", &tmp, e))?;
+    write_new(&tmp, &meta.encode()?).map_err(|e| CacheError::io("write", &tmp, e))?;
     if let Err(err) = std::fs::rename(&tmp, &path) {
         let _ = std::fs::remove_file(&tmp);
         return Err(CacheError::io("rename", &tmp, err).into());
@@ -265,12 +258,11 @@ fn commit_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<Option<FileS
     {
         release_body(layout, &previous);
     }
-    Ok(stamp)
+    Ok(())
 }
 
-/// Writes a new file; returns its identity (a rename keeps it).
-fn write_stamped(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<Option<FileStamp>> {
+/// Writes a new file.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = File::options().write(true).create_new(true).open(path)?;
-    file.write_all(bytes)?;
-    Ok(file.metadata().ok().map(|m| FileStamp::of(&m)))
+    file.write_all(bytes)
 }

@@ -433,3 +433,58 @@ async fn gc_removes_unnamed_links_unless_another_format_might_name_them() {
         "gc broke a live entry"
     );
 }
+
+/// Which of the bodies `body_of(1000, version)` a streamed read of `key`
+/// hands out, if the key is stored.
+async fn version(manager: &StreamingManager, key: &str) -> Option<u8> {
+    let response = manager.get_stream_response(key).await.expect("read")?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(body, body_of(1000, body[0]), "a body this test never wrote");
+    Some(body[0])
+}
+
+#[tokio::test]
+async fn another_managers_writes_are_seen_once_the_recheck_interval_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = StreamingManager::new(dir.path().into());
+    // A second manager on the same directory stands for another process:
+    // it keeps its own entries in memory.
+    let reader = |recheck| {
+        StreamingManager::builder(dir.path().into())
+            .recheck_interval(recheck)
+            .build()
+    };
+    let (looks_every_time, looks_later) =
+        (reader(Duration::ZERO), reader(Duration::from_secs(3600)));
+    put(&writer, "k", body_of(1000, 1)).await;
+    for manager in [&looks_every_time, &looks_later] {
+        // Twice: the second read comes from memory.
+        for _ in 0..2 {
+            assert_eq!(version(manager, "k").await, Some(1));
+        }
+    }
+
+    put(&writer, "k", body_of(1000, 2)).await;
+    assert_eq!(
+        version(&looks_every_time, "k").await,
+        Some(2),
+        "a zero interval looks at the metadata file on every read"
+    );
+    assert_eq!(
+        version(&looks_later, "k").await,
+        Some(1),
+        "within the interval the version kept is served: the documented window"
+    );
+    writer.delete("k").await.unwrap();
+    assert_eq!(version(&looks_every_time, "k").await, None);
+    // The writer's own process sees its own writes at once.
+    put(&writer, "k", body_of(1000, 3)).await;
+    assert_eq!(version(&writer, "k").await, Some(3));
+    put(&writer, "k", body_of(1000, 4)).await;
+    assert_eq!(version(&writer, "k").await, Some(4));
+}
