@@ -28,7 +28,7 @@ pub(crate) struct Opened {
 /// Finds the entry of `key` and opens its body. `Ok(None)` for a miss: no
 /// entry, an entry of another format, or one whose body is gone (dropped).
 ///
-/// Metadata this process has read or written is taken from memory while
+/// Metadata this process has read is taken from memory while
 /// the metadata file is still the same version (inode, size and
 /// modification time): one `stat` instead of reading and parsing it.
 pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxError> {
@@ -45,6 +45,7 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
     let path = layout.metadata_path(key);
     let mut previous_link = None;
     for _ in 0..RETRIES {
+        let since = shared.hot.since();
         let (bytes, stamp) = match read_stamped(&path) {
             Ok(read) => read,
             Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
@@ -66,7 +67,7 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
         let link = layout.link_path(&meta.link);
         match File::open(&link) {
             Ok(file) => {
-                shared.cache(meta.clone(), stamp);
+                shared.cache(meta.clone(), stamp, since);
                 return Ok(Some(Opened { meta, file }));
             }
             Err(err) if err.kind() == ErrorKind::NotFound => {
@@ -190,57 +191,102 @@ fn verify(meta: &CacheMetadata, len: u64, check: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Streams the body from a blocking reader thread in `chunk_size` chunks,
-/// two chunks ahead of the caller. The check runs as the bytes pass; the
-/// last chunk is sent only after it holds, so damage ends the stream in an
-/// error and a caller never receives a whole body that is wrong.
+/// Streams the body in `chunk_size` chunks, one chunk ahead of the
+/// caller. Each chunk is read by its own short blocking call, so a caller
+/// that reads slowly (or a client that stops reading) holds a buffer and
+/// a file, never a thread of the blocking pool. The check runs as the
+/// bytes pass; the last chunk is sent only after it holds, so damage ends
+/// the stream in an error and a caller never receives a whole body that
+/// is wrong.
 pub(crate) fn stream(
     shared: std::sync::Arc<Shared>,
     opened: Opened,
 ) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
-    let (tx, rx) = mpsc::channel(2);
-    tokio::task::spawn_blocking(move || {
-        let Opened { meta, mut file } = opened;
-        let chunk_size = shared.options.chunk_size;
-        let mut check = XxHash3_64::new();
-        let mut left = meta.body_len;
-        loop {
-            let want = left.min(chunk_size as u64) as usize;
-            let mut chunk = BytesMut::zeroed(want);
-            if let Err(err) = file.read_exact(&mut chunk) {
-                let err = if err.kind() == ErrorKind::UnexpectedEof {
-                    shared.uncache(&meta.key);
-                    drop_damaged(&shared.layout, &meta);
-                    damage_error(&meta, "body is shorter than recorded".into()).into()
-                } else {
-                    let link = shared.layout.link_path(&meta.link);
-                    CacheError::io("read", link, err).into()
-                };
-                let _ = tx.blocking_send(Err(err));
-                return;
-            }
-            check.write(&chunk);
-            left -= want as u64;
-            if left == 0 {
-                let mut extra = [0u8; 1];
-                let grew = matches!(file.read(&mut extra), Ok(n) if n > 0);
-                let len = meta.body_len.saturating_add(u64::from(grew));
-                if let Err(detail) = verify(&meta, len, check.finish()) {
-                    shared.uncache(&meta.key);
-                    drop_damaged(&shared.layout, &meta);
-                    let _ = tx.blocking_send(Err(damage_error(&meta, detail).into()));
+    let (tx, rx) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let mut reader = Some(ChunkReader {
+            left: opened.meta.body_len,
+            opened,
+            check: XxHash3_64::new(),
+            done: false,
+        });
+        while let Some(mut current) = reader.take() {
+            let shared = shared.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let chunk = current.next(&shared);
+                (current, chunk)
+            })
+            .await;
+            let (current, chunk) = match read {
+                Ok(read) => read,
+                Err(err) => {
+                    let err = std::io::Error::other(format!("the body reader stopped: {err}"));
+                    let _ = tx.send(Err(err.into())).await;
                     return;
                 }
+            };
+            let failed = !matches!(chunk, Ok(Some(_)));
+            let item = match chunk {
+                Ok(Some(bytes)) => Ok(bytes),
+                Ok(None) => return,
+                Err(err) => Err(err),
+            };
+            let empty = matches!(&item, Ok(bytes) if bytes.is_empty());
+            if !empty && tx.send(item).await.is_err() || failed {
+                return; // The caller stopped reading, or the body failed.
             }
-            if !chunk.is_empty() && tx.blocking_send(Ok(chunk.freeze())).is_err() {
-                return; // The caller stopped reading.
-            }
-            if left == 0 {
-                return;
-            }
+            reader = (!current.done).then_some(current);
         }
     });
     rx
+}
+
+/// Where a streamed read of a body is.
+struct ChunkReader {
+    opened: Opened,
+    check: XxHash3_64,
+    /// Bytes not yet read.
+    left: u64,
+    /// The whole body was read and checked.
+    done: bool,
+}
+
+impl ChunkReader {
+    /// The next chunk (empty only for an empty body), checked if it is the
+    /// last; `None` once the body is all read. A body that is short, long
+    /// or wrong is dropped from the cache and ends in an error.
+    fn next(&mut self, shared: &Shared) -> Result<Option<Bytes>, StreamingError> {
+        if self.done {
+            return Ok(None);
+        }
+        let meta = &self.opened.meta;
+        let want = self.left.min(shared.options.chunk_size as u64) as usize;
+        let mut chunk = BytesMut::zeroed(want);
+        if let Err(err) = self.opened.file.read_exact(&mut chunk) {
+            return Err(if err.kind() == ErrorKind::UnexpectedEof {
+                shared.uncache(&meta.key);
+                drop_damaged(&shared.layout, meta);
+                damage_error(meta, "body is shorter than recorded".into()).into()
+            } else {
+                let link = shared.layout.link_path(&meta.link);
+                CacheError::io("read", link, err).into()
+            });
+        }
+        self.check.write(&chunk);
+        self.left -= want as u64;
+        if self.left == 0 {
+            self.done = true;
+            let mut extra = [0u8; 1];
+            let grew = matches!(self.opened.file.read(&mut extra), Ok(n) if n > 0);
+            let len = meta.body_len.saturating_add(u64::from(grew));
+            if let Err(detail) = verify(meta, len, self.check.finish()) {
+                shared.uncache(&meta.key);
+                drop_damaged(&shared.layout, meta);
+                return Err(damage_error(meta, detail).into());
+            }
+        }
+        Ok(Some(chunk.freeze()))
+    }
 }
 
 fn damage_error(meta: &CacheMetadata, detail: String) -> CacheError {
