@@ -227,7 +227,7 @@ pub(crate) struct Shared {
     /// Bytes written by this process's stores under way (temporary files),
     /// counted toward `max_size`.
     pub(crate) in_flight: Arc<AtomicU64>,
-    /// Entries this process has read or written: metadata, and small
+    /// Entries this process has read: metadata, and small
     /// checked bodies; see `hot`.
     pub(crate) hot: hot::Hot,
 }
