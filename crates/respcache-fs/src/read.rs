@@ -272,6 +272,7 @@ impl ChunkReader {
                 CacheError::io("read", link, err).into()
             });
         }
+        // ANCHOR: last_chunk
         self.check.write(&chunk);
         self.left -= want as u64;
         if self.left == 0 {
@@ -286,6 +287,7 @@ impl ChunkReader {
             }
         }
         Ok(Some(chunk.freeze()))
+        // ANCHOR_END: last_chunk
     }
 }
 

@@ -488,3 +488,60 @@ async fn another_managers_writes_are_seen_once_the_recheck_interval_has_passed()
     put(&writer, "k", body_of(1000, 4)).await;
     assert_eq!(version(&writer, "k").await, Some(4));
 }
+
+/// Slow readers and slow origins must not hold the blocking pool: with
+/// two blocking threads, eight streamed reads that stop reading and four
+/// streamed stores whose origin stalls still leave room for a plain get.
+#[test]
+fn stalled_streams_hold_no_blocking_thread() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let manager = StreamingManager::builder(dir.path().into())
+            .chunk_size(16 * 1024)
+            .build();
+        put(&manager, "big", body_of(1024 * 1024, 3)).await;
+        put(&manager, "small", body_of(100, 4)).await;
+        let stalled = async {
+            let mut readers = Vec::new();
+            for _ in 0..8 {
+                let (response, _) = manager.get_stream("big").await.unwrap().expect("a hit");
+                let mut body = response.into_body();
+                let first = body.frame().await.expect("a first chunk").unwrap();
+                assert!(!first.into_data().unwrap().is_empty());
+                readers.push(body); // ... and never read again.
+            }
+            let template = fixtures::response(Bytes::new());
+            let mut origins = Vec::new();
+            for i in 0..4 {
+                let (feed, origin) = fixtures::channel_body();
+                let response = manager
+                    .put_stream(
+                        format!("stalled{i}"),
+                        template.parts().unwrap().into_response(origin),
+                        fixtures::policy_for(&template),
+                        template.url.clone(),
+                    )
+                    .await
+                    .unwrap();
+                feed.send(Ok(body_of(1000, 5))).await.unwrap();
+                let mut body = response.into_body();
+                body.frame().await.expect("the first chunk").unwrap();
+                origins.push((feed, body)); // The origin sends no more.
+            }
+            let (small, _) = manager.get("small").await.unwrap().expect("a hit");
+            assert_eq!(small.body, body_of(100, 4));
+            (readers, origins)
+        };
+        // Not a speed target: a pool held by the stalled streams never
+        // answers at all.
+        tokio::time::timeout(Duration::from_secs(60), stalled)
+            .await
+            .expect("a get waited behind stalled streams");
+    });
+}
