@@ -211,9 +211,20 @@ pub(crate) fn stream(
             done: false,
         });
         while let Some(mut current) = reader.take() {
+            // Room in the channel first, then the read: one chunk waits
+            // for the caller, none more (the memory bound is the chunk
+            // the caller holds and this one).
+            let Ok(permit) = tx.reserve().await else {
+                return; // The caller stopped reading.
+            };
             let shared = shared.clone();
+            // Allocated here, on a worker thread, rather than on whichever
+            // blocking thread reads: glibc gives each thread its own arena,
+            // and chunks allocated across dozens of them and freed
+            // elsewhere held tens of megabytes under load.
+            let buffer = BytesMut::zeroed(current.next_len(&shared));
             let read = tokio::task::spawn_blocking(move || {
-                let chunk = current.next(&shared);
+                let chunk = current.next(&shared, buffer);
                 (current, chunk)
             })
             .await;
@@ -221,19 +232,18 @@ pub(crate) fn stream(
                 Ok(read) => read,
                 Err(err) => {
                     let err = std::io::Error::other(format!("the body reader stopped: {err}"));
-                    let _ = tx.send(Err(err.into())).await;
+                    permit.send(Err(err.into()));
                     return;
                 }
             };
-            let failed = !matches!(chunk, Ok(Some(_)));
-            let item = match chunk {
-                Ok(Some(bytes)) => Ok(bytes),
+            match chunk {
+                Ok(Some(bytes)) if bytes.is_empty() => {} // An empty body.
+                Ok(Some(bytes)) => permit.send(Ok(bytes)),
                 Ok(None) => return,
-                Err(err) => Err(err),
-            };
-            let empty = matches!(&item, Ok(bytes) if bytes.is_empty());
-            if !empty && tx.send(item).await.is_err() || failed {
-                return; // The caller stopped reading, or the body failed.
+                Err(err) => {
+                    permit.send(Err(err));
+                    return;
+                }
             }
             reader = (!current.done).then_some(current);
         }
@@ -252,16 +262,25 @@ struct ChunkReader {
 }
 
 impl ChunkReader {
-    /// The next chunk (empty only for an empty body), checked if it is the
-    /// last; `None` once the body is all read. A body that is short, long
-    /// or wrong is dropped from the cache and ends in an error.
-    fn next(&mut self, shared: &Shared) -> Result<Option<Bytes>, StreamingError> {
+    /// The length of the next chunk.
+    fn next_len(&self, shared: &Shared) -> usize {
+        self.left.min(shared.options.chunk_size as u64) as usize
+    }
+
+    /// The next chunk, read into `chunk` (of [`ChunkReader::next_len`]
+    /// bytes; empty only for an empty body), checked if it is the last;
+    /// `None` once the body is all read. A body that is short, long or
+    /// wrong is dropped from the cache and ends in an error.
+    fn next(
+        &mut self,
+        shared: &Shared,
+        mut chunk: BytesMut,
+    ) -> Result<Option<Bytes>, StreamingError> {
         if self.done {
             return Ok(None);
         }
         let meta = &self.opened.meta;
-        let want = self.left.min(shared.options.chunk_size as u64) as usize;
-        let mut chunk = BytesMut::zeroed(want);
+        let want = chunk.len();
         if let Err(err) = self.opened.file.read_exact(&mut chunk) {
             return Err(if err.kind() == ErrorKind::UnexpectedEof {
                 shared.uncache(&meta.key);
