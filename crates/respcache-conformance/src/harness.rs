@@ -71,6 +71,13 @@ pub struct Capabilities {
     /// stored or read. Without it the flat-memory check is `n/a`: a
     /// backend in process memory holds every body it keeps.
     pub bodies_outside_memory: bool,
+    /// Two managers on one location agree at once: what one deletes or
+    /// replaces, the other no longer returns, even if it read or wrote
+    /// the entry before. A manager that keeps entries in its own memory in
+    /// front of a shared location (a tiered cache) serves them a while
+    /// longer. Without it the check that managers agree is `n/a`; the
+    /// restart check still runs.
+    pub coherent_between_managers: bool,
 }
 
 impl Capabilities {
@@ -82,6 +89,7 @@ impl Capabilities {
         damageable_medium: true,
         updates_heads: true,
         bodies_outside_memory: true,
+        coherent_between_managers: true,
     };
 
     /// What a harness that declares nothing gets: every check runs, and
