@@ -145,6 +145,7 @@ mod tests {
                 "respcache-core",
                 "respcache-fs",
                 "respcache-http",
+                "respcache-memory",
                 "respcache-proxy",
                 "respcache-redis",
             ]

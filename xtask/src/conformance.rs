@@ -15,6 +15,7 @@ const BACKENDS: &[(&str, &str)] = &[
     ("cacache", "respcache-cacache"),
     ("fs", "respcache-fs"),
     ("redis", "respcache-redis"),
+    ("memory", "respcache-memory"),
 ];
 
 /// The ignored helper tests that checks start as child processes.

@@ -43,6 +43,7 @@ impl Damage {
 ///     survives_restart: false,
 ///     shared_between_processes: false,
 ///     damageable_medium: false,
+///     bodies_outside_memory: false,
 ///     ..Capabilities::default()
 /// };
 /// assert!(!memory.updates_heads);
@@ -65,6 +66,18 @@ pub struct Capabilities {
     /// trait's default), and the check then requires the entry to be left
     /// as it was; a backend that returns `true` is checked either way.
     pub updates_heads: bool,
+    /// A stored body lives outside the process's memory (a file, a
+    /// server), so a streamed body need not be resident whole while it is
+    /// stored or read. Without it the flat-memory check is `n/a`: a
+    /// backend in process memory holds every body it keeps.
+    pub bodies_outside_memory: bool,
+    /// Two managers on one location agree at once: what one deletes or
+    /// replaces, the other no longer returns, even if it read or wrote
+    /// the entry before. A manager that keeps entries in its own memory in
+    /// front of a shared location (a tiered cache) serves them a while
+    /// longer. Without it the check that managers agree is `n/a`; the
+    /// restart check still runs.
+    pub coherent_between_managers: bool,
 }
 
 impl Capabilities {
@@ -75,6 +88,8 @@ impl Capabilities {
         shared_between_processes: true,
         damageable_medium: true,
         updates_heads: true,
+        bodies_outside_memory: true,
+        coherent_between_managers: true,
     };
 
     /// What a harness that declares nothing gets: every check runs, and

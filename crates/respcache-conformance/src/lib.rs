@@ -106,6 +106,7 @@ macro_rules! __each_buffered_check {
             garbled_metadata_is_a_miss,
             concurrent_tasks_on_overlapping_keys_see_whole_values,
             restart_sees_stored_entries,
+            managers_on_one_location_agree,
             deleted_entries_release_their_storage,
             overwrites_do_not_accumulate_storage,
         );

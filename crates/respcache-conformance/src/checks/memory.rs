@@ -10,6 +10,7 @@ use http_body_util::BodyExt;
 use respcache_core::{CacheManager, StreamingCacheManager, StreamingError};
 
 use crate::checks::process::{CHILD_LOCATION_ENV, ChildTest};
+use crate::checks::require;
 use crate::failure::{Context, FailureKind};
 use crate::{CheckResult, Failure, Harness, ensure, fixtures};
 
@@ -47,6 +48,10 @@ where
     H: Harness,
     H::Manager: StreamingCacheManager,
 {
+    require::<H>(
+        |c| c.bodies_outside_memory,
+        "it keeps bodies outside the process's memory (bodies_outside_memory)",
+    )?;
     let mut command = child.command(&h.location())?;
     command
         .env(STREAM_BYTES_ENV, bytes.to_string())

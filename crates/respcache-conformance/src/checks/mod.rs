@@ -93,6 +93,7 @@ catalogue! {
         garbled_metadata_is_a_miss => [Integrity],
         concurrent_tasks_on_overlapping_keys_see_whole_values => [Concurrency],
         restart_sees_stored_entries => [Restart],
+        managers_on_one_location_agree => [Restart],
         deleted_entries_release_their_storage => [Storage],
         overwrites_do_not_accumulate_storage => [Storage],
         all_or_nothing_after_sigkill => [CrashAtomicity],

@@ -145,8 +145,7 @@ async fn verify_child_keys<M: CacheManager + ?Sized>(
     Ok(present)
 }
 
-/// A new manager on the same location sees what the old one stored, and
-/// both agree on later writes and deletes.
+/// A new manager on the same location sees what the old one stored.
 pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
     require::<H>(
         |c| c.survives_restart,
@@ -175,24 +174,66 @@ pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
             &format!("{name} through a new manager"),
         )?;
     }
-    second
-        .delete("r0")
-        .await
-        .context("delete through the second manager")?;
-    store(&second, "r1", fixtures::generated(1, 2, 10)).await?;
-    ensure!(
-        Restart,
-        fetch(&*first, "r0").await?.is_none(),
-        "a delete by one manager is not seen by the other"
-    );
-    let r1 = fetch(&*first, "r1")
-        .await?
-        .ok_or_else(|| missing(FailureKind::Restart, "r1"))?;
-    ensure!(
-        Restart,
-        fixtures::verify_generated(1, &r1) == Ok(2),
-        "an overwrite by one manager is not seen by the other"
-    );
+    Ok(())
+}
+
+/// Two managers on one location agree at once on writes and deletes,
+/// each way, also about entries the other has just written or read: what
+/// one deletes the other no longer returns, what one replaces the other
+/// returns replaced.
+pub async fn managers_on_one_location_agree<H: Harness>(h: &H) -> CheckResult {
+    require::<H>(
+        |c| c.survives_restart && c.coherent_between_managers,
+        "two managers on one location agree at once (survives_restart, coherent_between_managers)",
+    )?;
+    let first = h.manager();
+    for key in 0..4 {
+        store_and_verify(
+            &*first,
+            &format!("a{key}"),
+            key,
+            fixtures::generated(key, 1, 10_000),
+        )
+        .await?;
+    }
+    let second = h.reopen().await;
+    for key in 0..4 {
+        let name = format!("a{key}");
+        let back = fetch(&second, &name)
+            .await?
+            .ok_or_else(|| missing(FailureKind::Restart, &name))?;
+        verify(
+            FailureKind::Restart,
+            key,
+            &back,
+            &format!("{name} through a new manager"),
+        )?;
+    }
+    // The second manager writes what the first wrote; then the first
+    // writes what the second read.
+    let turns: [(&H::Manager, &H::Manager, u32); 2] =
+        [(&second, &*first, 0), (&*first, &second, 2)];
+    for (writer, reader, key) in turns {
+        let (deleted, replaced) = (format!("a{key}"), format!("a{}", key + 1));
+        writer
+            .delete(&deleted)
+            .await
+            .context("delete through one manager")?;
+        store(writer, &replaced, fixtures::generated(key + 1, 2, 10)).await?;
+        ensure!(
+            Restart,
+            fetch(reader, &deleted).await?.is_none(),
+            "a delete of {deleted} by one manager is not seen by the other"
+        );
+        let back = fetch(reader, &replaced)
+            .await?
+            .ok_or_else(|| missing(FailureKind::Restart, &replaced))?;
+        ensure!(
+            Restart,
+            fixtures::verify_generated(key + 1, &back) == Ok(2),
+            "an overwrite of {replaced} by one manager is not seen by the other"
+        );
+    }
     Ok(())
 }
 

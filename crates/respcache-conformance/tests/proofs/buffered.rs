@@ -863,6 +863,61 @@ impl Defect for IndexOnlyInMemory {
     }
 }
 
+/// Keeps what it writes and reads in its own memory too, and answers
+/// from there first: a second manager on the location sees what this one
+/// stored (the restart check passes), but this one goes on returning what
+/// the other deleted or replaced.
+pub struct KeepsEntriesInProcess {
+    kept: Mutex<HashMap<String, (HttpResponse, CachePolicy)>>,
+}
+impl KeepsEntriesInProcess {
+    fn keep(&self, key: &str, entry: &(HttpResponse, CachePolicy)) -> Result<()> {
+        self.kept
+            .lock()
+            .map_err(|e| e.to_string())?
+            .insert(key.to_owned(), entry.clone());
+        Ok(())
+    }
+}
+#[async_trait::async_trait]
+impl Defect for KeepsEntriesInProcess {
+    fn open(_: &Path) -> Self {
+        Self {
+            kept: Mutex::new(HashMap::new()),
+        }
+    }
+    async fn get(&self, s: &Store, key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
+        let kept = self
+            .kept
+            .lock()
+            .map_err(|e| e.to_string())?
+            .get(key)
+            .cloned();
+        if kept.is_some() {
+            return Ok(kept);
+        }
+        let found = s.cacache.get(key).await?;
+        if let Some(entry) = &found {
+            self.keep(key, entry)?;
+        }
+        Ok(found)
+    }
+    async fn put(
+        &self,
+        s: &Store,
+        key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+    ) -> Result<HttpResponse> {
+        self.keep(&key, &(response.clone(), policy.clone()))?;
+        s.cacache.put(key, response, policy).await
+    }
+    async fn delete(&self, s: &Store, key: &str) -> Result<()> {
+        self.kept.lock().map_err(|e| e.to_string())?.remove(key);
+        s.cacache.delete(key).await
+    }
+}
+
 /// Keeps an index file mapping keys to cacache entries, read fresh on
 /// every get, but rewritten on every put and delete from the copy this
 /// manager loaded when it opened: another process's keys vanish.

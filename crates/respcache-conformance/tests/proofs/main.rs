@@ -216,6 +216,9 @@ proofs! {
     restart_sees_stored_entries {
         index_only_in_memory: Wrapped<IndexOnlyInMemory>, against Control => Restart;
     }
+    managers_on_one_location_agree {
+        keeps_entries_in_process: Wrapped<KeepsEntriesInProcess>, against Control => Restart;
+    }
     deleted_entries_release_their_storage {
         deletes_only_the_index: Wrapped<DeletesOnlyTheIndex>, against Control => Storage;
     }
@@ -367,6 +370,7 @@ fn the_racer_fails_only_when_operations_overlap() {
     assert_eq!(kind_of!(H, second_put_replaces_the_first_whole), None);
     assert_eq!(kind_of!(H, many_keys_do_not_interfere), None);
     assert_eq!(kind_of!(H, restart_sees_stored_entries), None);
+    assert_eq!(kind_of!(H, managers_on_one_location_agree), None);
     assert_eq!(
         kind_of!(H, round_trip_keeps_status_version_headers_body_and_url),
         None
@@ -430,5 +434,17 @@ fn an_undercounting_harness_fails_the_storage_checks() {
     assert_eq!(
         kind_of!(Undercounting, overwrites_do_not_accumulate_storage),
         harness
+    );
+}
+
+/// A manager that answers from its own memory first keeps what it stored
+/// across a restart: only the check that managers agree catches it.
+#[test]
+fn a_manager_with_a_private_copy_fails_only_the_agreement_check() {
+    type H = Wrapped<KeepsEntriesInProcess>;
+    assert_eq!(kind_of!(H, restart_sees_stored_entries), None);
+    assert_eq!(
+        kind_of!(H, managers_on_one_location_agree),
+        Some(FailureKind::Restart)
     );
 }
