@@ -63,6 +63,25 @@ impl CACacheManager {
         }
     }
 
+    /// Options for a manager on the cache directory `path`, the shape
+    /// every respcache backend's constructor has (`builder(location)`,
+    /// then `build()`). Entries are removed fully unless
+    /// [`Builder::remove_fully`] says otherwise.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let cache = respcache_cacache::CACacheManager::builder(dir.path())
+    ///     .remove_fully(false)
+    ///     .build();
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn builder(path: impl Into<PathBuf>) -> Builder {
+        Builder {
+            path: path.into(),
+            remove_fully: true,
+        }
+    }
+
     /// Removes every entry.
     pub async fn clear(&self) -> Result<()> {
         match cacache::clear(&self.path).await {
@@ -94,6 +113,28 @@ impl CACacheManager {
                 .join(&hex[2..4])
                 .join(&hex[4..])
         }))
+    }
+}
+
+/// Options for a [`CACacheManager`], from [`CACacheManager::builder`].
+#[derive(Debug, Clone)]
+pub struct Builder {
+    path: PathBuf,
+    remove_fully: bool,
+}
+
+impl Builder {
+    /// Whether `delete` removes an entry's index bucket and content from
+    /// disk (default `true`), or only appends a tombstone to the index,
+    /// leaving the content until [`CACacheManager::clear`].
+    pub fn remove_fully(mut self, remove_fully: bool) -> Self {
+        self.remove_fully = remove_fully;
+        self
+    }
+
+    /// The manager.
+    pub fn build(self) -> CACacheManager {
+        CACacheManager::new(self.path, self.remove_fully)
     }
 }
 

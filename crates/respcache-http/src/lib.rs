@@ -25,8 +25,7 @@
 //! use bytes::Bytes;
 //! use http::{Request, Response};
 //! use http_body_util::{BodyExt, Full};
-//! use respcache_http::{Buffered, CacheLayer, FnService, HttpCache, Options};
-//! use tower_layer::Layer;
+//! use respcache_http::{Buffered, CacheLayer, FnService, HttpCache, Layer, Options};
 //! use tower_service::Service;
 //!
 //! # tokio::runtime::Runtime::new()?.block_on(async {
@@ -102,6 +101,8 @@ pub use layer::{CacheLayer, CacheService};
 pub use metrics::MetricsSnapshot;
 pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
-pub use respcache_core::{CommitWatch, StoreHints};
+pub use respcache_core::{BoxError, CachePolicy, CommitWatch, StoreHints};
 pub use status::{BodySource, CacheStatus, Forward};
 pub use storage::{Buffered, PutFailed, Putting, Storage, Stored, Streaming};
+/// tower's `Layer` trait, so that `CacheLayer::layer` needs no other import.
+pub use tower_layer::Layer;

@@ -159,6 +159,25 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// The settings of a private cache: a client's own, which may keep
+    /// `private` responses and those to requests with `Authorization`.
+    /// What `respcache-reqwest` and a hyper client want.
+    pub fn private() -> Self {
+        Self {
+            shared: false,
+            ..Self::default()
+        }
+    }
+
+    /// The settings of a shared cache: a proxy or CDN serving many users,
+    /// which never hands one user's response to another. The same as
+    /// [`Options::default`].
+    pub fn shared() -> Self {
+        Self::default()
+    }
+}
+
 impl fmt::Debug for Options {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
@@ -426,6 +445,24 @@ fn is_canonical(url: &url::Url, authority: &http::uri::Authority) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn private_and_shared_differ_only_in_sharing() {
+        let (private, shared) = (Options::private(), Options::shared());
+        assert!(!private.shared);
+        assert!(shared.shared);
+        let rest = |o: &Options| {
+            format!(
+                "{:?}",
+                Options {
+                    shared: true,
+                    ..o.clone()
+                }
+            )
+        };
+        assert_eq!(rest(&private), rest(&shared));
+        assert_eq!(rest(&shared), rest(&Options::default()));
+    }
 
     fn parts(uri: &str, host: Option<&str>) -> http::request::Parts {
         let mut request = http::Request::get(uri);
