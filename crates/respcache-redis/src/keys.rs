@@ -32,6 +32,11 @@ impl EntryKeys {
     pub(crate) fn chunk(&self, generation: &str, index: u64) -> String {
         format!("{}{generation}:{index}", self.chunk_prefix)
     }
+
+    /// The keys of chunks `0..count` of `generation`.
+    pub(crate) fn chunks(&self, generation: &str, count: u64) -> Vec<String> {
+        (0..count).map(|i| self.chunk(generation, i)).collect()
+    }
 }
 
 /// A fresh generation id.

@@ -67,6 +67,9 @@ use url::Url;
 
 pub use head::FORMAT_VERSION;
 
+/// The connection every operation goes through.
+pub(crate) type Con = ConnectionManager;
+
 /// Frames in flight between a streaming put's caller and its writer task.
 const IN_FLIGHT: usize = 8;
 
@@ -198,9 +201,7 @@ impl RedisManager {
         let keys = self.keys(cache_key);
         let mut con = self.con.clone();
         let chunks = match read::head(&mut con, &keys, cache_key).await? {
-            Some(head) => (0..head.chunks)
-                .map(|i| keys.chunk(&head.generation, i))
-                .collect(),
+            Some(head) => keys.chunks(&head.generation, head.chunks),
             None => Vec::new(),
         };
         Ok((keys.head, chunks))
@@ -279,7 +280,7 @@ impl CacheManager for RedisManager {
 
     async fn delete(&self, cache_key: &str) -> Result<()> {
         let mut con = self.con.clone();
-        read::remove(&mut con, &self.keys(cache_key), None).await
+        read::remove(&mut con, &self.keys(cache_key)).await
     }
 
     async fn update_head(
@@ -312,12 +313,14 @@ impl CacheManager for RedisManager {
             policy,
             ..current.meta
         };
-        let updated: i64 = scripts::UPDATE_HEAD
-            .key(&keys.head)
+        let mut script = scripts::UPDATE_HEAD.key(&keys.head);
+        for chunk in keys.chunks(&current.generation, current.chunks) {
+            script.key(chunk);
+        }
+        let updated: i64 = script
             .arg(&current.generation)
             .arg(meta.encode()?)
             .arg(head::expire_secs(ttl).max(1))
-            .arg(&keys.chunk_prefix)
             .invoke_async(&mut con)
             .await?;
         Ok(updated == 1)

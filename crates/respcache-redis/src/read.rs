@@ -3,12 +3,12 @@
 
 use bytes::{Bytes, BytesMut};
 use redis::AsyncCommands;
-use redis::aio::ConnectionManager;
 use respcache_core::{BoxError, CacheError, StreamingError};
 use std::hash::Hasher as _;
 use tokio::sync::mpsc;
 use twox_hash::XxHash3_64;
 
+use crate::Con;
 use crate::head::{Decoded, Meta};
 use crate::keys::EntryKeys;
 use crate::scripts::REMOVE;
@@ -28,7 +28,7 @@ pub(crate) struct Head {
 /// Reads the head of `key`: `None` when there is none, it is of another
 /// format, or it belongs to another key; an undecodable head is removed.
 pub(crate) async fn head(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     keys: &EntryKeys,
     key: &str,
 ) -> Result<Option<Head>, BoxError> {
@@ -43,7 +43,8 @@ pub(crate) async fn head(
     };
     let Ok(chunks) = chunks.parse::<u64>() else {
         tracing::warn!(%chunks, "removing a cache head with a garbled chunk count");
-        remove(con, keys, Some(&generation)).await?;
+        // Its chunks cannot be named; they expire with their TTL.
+        remove_generation(con, keys, &generation, 0).await?;
         return Ok(None);
     };
     match Meta::decode(key, &meta) {
@@ -56,33 +57,54 @@ pub(crate) async fn head(
         Ok(Decoded::Entry(_)) | Ok(Decoded::OtherFormat) => Ok(None),
         Err(err) => {
             tracing::warn!(error = %err, "removing an undecodable cache head");
-            remove(con, keys, Some(&generation)).await?;
+            remove_generation(con, keys, &generation, chunks).await?;
             Ok(None)
         }
     }
 }
 
-/// Removes the entry while it is still at `generation` (any when `None`).
-pub(crate) async fn remove(
-    con: &mut ConnectionManager,
+/// Removes the entry whatever generation it is at: reads the head to name
+/// its chunks, then removes them with it unless a commit came in between,
+/// in which case it tries again a few times.
+pub(crate) async fn remove(con: &mut Con, keys: &EntryKeys) -> Result<(), BoxError> {
+    for _ in 0..RETRIES {
+        let (generation, chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(&keys.head)
+            .arg(&["gen", "n"])
+            .query_async(con)
+            .await?;
+        let chunks = chunks.and_then(|n| n.parse().ok()).unwrap_or(0);
+        let generation = generation.unwrap_or_default();
+        if remove_generation(con, keys, &generation, chunks).await? {
+            return Ok(());
+        }
+    }
+    Err(format!(
+        "could not remove {}: it was replaced {RETRIES} times while it was removed",
+        keys.head
+    )
+    .into())
+}
+
+/// Removes the entry and the `chunks` chunks of `generation`, but only
+/// while its head still names that generation (a head without one is
+/// garbage and goes too). Whether the head is gone.
+pub(crate) async fn remove_generation(
+    con: &mut Con,
     keys: &EntryKeys,
-    generation: Option<&str>,
-) -> Result<(), BoxError> {
-    let _: i64 = REMOVE
-        .key(&keys.head)
-        .arg(generation.unwrap_or(""))
-        .arg(&keys.chunk_prefix)
-        .invoke_async(con)
-        .await?;
-    Ok(())
+    generation: &str,
+    chunks: u64,
+) -> Result<bool, BoxError> {
+    let mut script = REMOVE.key(&keys.head);
+    for chunk in keys.chunks(generation, chunks) {
+        script.key(chunk);
+    }
+    let removed: i64 = script.arg(generation).invoke_async(con).await?;
+    Ok(removed == 1)
 }
 
 /// Whether the head still names `generation`.
-async fn still_at(
-    con: &mut ConnectionManager,
-    keys: &EntryKeys,
-    generation: &str,
-) -> Result<bool, BoxError> {
+async fn still_at(con: &mut Con, keys: &EntryKeys, generation: &str) -> Result<bool, BoxError> {
     let now: Option<String> = con.hget(&keys.head, "gen").await?;
     Ok(now.as_deref() == Some(generation))
 }
@@ -90,7 +112,7 @@ async fn still_at(
 /// Reads the whole body of `key`. `None` for a miss; a damaged entry is
 /// removed and is a miss.
 pub(crate) async fn whole(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     keys: &EntryKeys,
     key: &str,
 ) -> Result<Option<(Meta, Bytes)>, BoxError> {
@@ -131,13 +153,13 @@ pub(crate) async fn whole(
 }
 
 async fn damaged<T>(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     keys: &EntryKeys,
     head: &Head,
     detail: &str,
 ) -> Result<Option<T>, BoxError> {
     tracing::warn!(key = %respcache_core::abbreviate_key(&head.meta.key), %detail, "removing a damaged cache entry");
-    remove(con, keys, Some(&head.generation)).await?;
+    remove_generation(con, keys, &head.generation, head.chunks).await?;
     Ok(None)
 }
 
@@ -155,7 +177,7 @@ fn verify(meta: &Meta, len: u64, check: u64) -> Result<(), String> {
 /// two chunks ahead of the caller. The last chunk is sent only after the
 /// whole body passed its check.
 pub(crate) fn stream(
-    mut con: ConnectionManager,
+    mut con: Con,
     keys: EntryKeys,
     head: Head,
 ) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
@@ -196,7 +218,7 @@ pub(crate) fn stream(
                 }
             };
             if let Some(detail) = problem {
-                let _ = remove(&mut con, &keys, Some(&head.generation)).await;
+                let _ = remove_generation(&mut con, &keys, &head.generation, head.chunks).await;
                 let err = CacheError::Corrupt {
                     key: head.meta.key.clone(),
                     detail,

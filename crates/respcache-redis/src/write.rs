@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use redis::aio::ConnectionManager;
 use respcache_core::{BoxError, TeeEvent, TeeWriter};
 use std::hash::Hasher as _;
 use twox_hash::XxHash3_64;
 
+use crate::Con;
 use crate::head::Meta;
 use crate::keys::{EntryKeys, new_generation};
 use crate::scripts::COMMIT;
@@ -18,7 +18,7 @@ const CHUNKS_PER_PIPELINE: usize = 16;
 
 /// An entry on its way into Redis.
 pub(crate) struct ChunkWriter {
-    con: ConnectionManager,
+    con: Con,
     keys: EntryKeys,
     generation: String,
     chunk_size: usize,
@@ -30,12 +30,7 @@ pub(crate) struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    pub(crate) fn new(
-        con: ConnectionManager,
-        keys: EntryKeys,
-        chunk_size: usize,
-        ttl: Duration,
-    ) -> Self {
+    pub(crate) fn new(con: Con, keys: EntryKeys, chunk_size: usize, ttl: Duration) -> Self {
         Self {
             con,
             keys,
@@ -106,16 +101,59 @@ impl ChunkWriter {
         meta.body_len = self.len;
         meta.check = self.check.finish();
         let encoded = meta.encode()?;
-        let _: i64 = COMMIT
-            .key(&self.keys.head)
+        // The script must be given the old generation's chunks by name.
+        let (old_generation, old_chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(&self.keys.head)
+            .arg(&["gen", "n"])
+            .query_async(&mut self.con)
+            .await?;
+        let old_generation = old_generation.unwrap_or_default();
+        let old_chunks = old_chunks.and_then(|n| n.parse().ok()).unwrap_or(0);
+        let grace = crate::head::expire_secs(old_chunk_grace);
+        let mut script = COMMIT.key(&self.keys.head);
+        for chunk in self.keys.chunks(&self.generation, self.written) {
+            script.key(chunk);
+        }
+        if !old_generation.is_empty() && old_generation != self.generation {
+            for chunk in self.keys.chunks(&old_generation, old_chunks) {
+                script.key(chunk);
+            }
+        }
+        let left: Vec<String> = script
             .arg(&self.generation)
             .arg(self.written)
             .arg(encoded)
             .arg(crate::head::expire_secs(self.ttl).max(1))
-            .arg(crate::head::expire_secs(old_chunk_grace))
-            .arg(&self.keys.chunk_prefix)
+            .arg(grace)
+            .arg(&old_generation)
             .invoke_async(&mut self.con)
             .await?;
+        // Another commit came in between: end the chunks it left behind.
+        if let [generation, chunks] = &left[..] {
+            let chunks = chunks.parse().unwrap_or(0);
+            self.end_chunks(self.keys.chunks(generation, chunks), grace)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Removes `chunks` at once, or after `grace` seconds when that is not 0.
+    async fn end_chunks(&mut self, chunks: Vec<String>, grace: u64) -> Result<(), BoxError> {
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        if grace == 0 {
+            redis::cmd("DEL")
+                .arg(chunks)
+                .query_async::<i64>(&mut self.con)
+                .await?;
+        } else {
+            let mut pipe = redis::pipe();
+            for chunk in chunks {
+                pipe.cmd("EXPIRE").arg(chunk).arg(grace).ignore();
+            }
+            pipe.query_async::<()>(&mut self.con).await?;
+        }
         Ok(())
     }
 
