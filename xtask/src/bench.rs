@@ -1,6 +1,11 @@
 //! `cargo xtask bench [--quick]`: runs the benchmarks and writes
 //! `target/bench/report.md`: medians per operation, the ratios ours/peer and
 //! ours/floor from the same run, and each target met or missed.
+//!
+//! `cargo xtask bench proxy`: respcache-proxy beside nginx and Varnish
+//! (see [`proxy`]), added to the same report.
+
+mod proxy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +27,9 @@ const SUBJECTS: &[&str] = &[
 ];
 
 pub fn run(args: &[String]) -> TaskResult {
+    if args.first().map(String::as_str) == Some("proxy") {
+        return proxy::run(&args[1..]);
+    }
     crate::tools::require_redis_server("bench")?;
     let quick = args.iter().any(|a| a == "--quick");
     let criterion = workspace_root().join("target").join("criterion");
@@ -51,9 +59,36 @@ pub fn run(args: &[String]) -> TaskResult {
         serde_json::from_str(&streaming).map_err(|e| format!("streaming.json: {e}"))?;
     let report = report(&medians, &streaming, quick);
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
-    std::fs::write(out.join("report.md"), &report).map_err(|e| e.to_string())?;
+    write_section(&out.join("report.md"), "backends", &report)?;
     println!("\n{report}\nwritten to target/bench/report.md");
     Ok(())
+}
+
+/// Puts `text` in `report` as its section `name`, in place of what an
+/// earlier run wrote there, keeping the other sections: each part of the
+/// bench (`cargo xtask bench`, `bench proxy`) rewrites only its own.
+pub fn write_section(report: &Path, name: &str, text: &str) -> TaskResult {
+    let old = match std::fs::read_to_string(report) {
+        Ok(old) => old,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("reading {}: {e}", report.display())),
+    };
+    let new = replace_section(&old, name, text);
+    std::fs::write(report, new).map_err(|e| format!("writing {}: {e}", report.display()))
+}
+
+fn replace_section(old: &str, name: &str, text: &str) -> String {
+    let start = format!("<!-- {name}: start -->");
+    let end = format!("<!-- {name}: end -->");
+    let section = format!("{start}\n{}\n{end}\n", text.trim_end());
+    match (old.find(&start), old.find(&end)) {
+        (Some(from), Some(to)) if from < to => {
+            let after = old[to + end.len()..].trim_start_matches('\n');
+            format!("{}{section}{after}", &old[..from])
+        }
+        _ if old.trim().is_empty() => section,
+        _ => format!("{}\n\n{section}", old.trim_end()),
+    }
 }
 
 /// (group, subject, parameter) → median nanoseconds.
@@ -346,4 +381,30 @@ fn report(medians: &Medians, streaming: &Value, quick: bool) -> String {
         let _ = writeln!(out, "| {} | {} | {met} |", t.what, t.measured);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replace_section;
+
+    #[test]
+    fn a_section_replaces_its_old_self_and_keeps_the_others() {
+        let first = replace_section("", "backends", "# report\n\nold");
+        assert_eq!(
+            first,
+            "<!-- backends: start -->\n# report\n\nold\n<!-- backends: end -->\n"
+        );
+        let both = replace_section(&first, "proxy", "## proxy\n1");
+        assert!(both.starts_with(&first.trim_end().to_string()));
+        assert!(both.ends_with("<!-- proxy: start -->\n## proxy\n1\n<!-- proxy: end -->\n"));
+        let again = replace_section(&both, "backends", "# report\n\nnew");
+        assert!(again.contains("new") && !again.contains("old"), "{again}");
+        assert!(again.contains("## proxy\n1"), "{again}");
+        let proxy_again = replace_section(&again, "proxy", "## proxy\n2");
+        assert_eq!(proxy_again.matches("<!-- proxy: start -->").count(), 1);
+        assert!(proxy_again.contains("## proxy\n2") && !proxy_again.contains("## proxy\n1"));
+        // A report written before sections existed is kept above them.
+        let legacy = replace_section("# report\nplain", "proxy", "p");
+        assert!(legacy.starts_with("# report\nplain\n\n<!-- proxy: start -->"));
+    }
 }

@@ -1,5 +1,6 @@
 //! The programs CI needs beside the Rust toolchain (`redis-server` for the
-//! Redis backend's tests, `mdbook` for the guide): found where they are, or
+//! Redis backend's tests, `mdbook` for the guide), and those `cargo xtask
+//! bench proxy` runs (nginx, Varnish, wrk): found where they are, or
 //! installed, with a clear error naming the command to run where they
 //! cannot be.
 
@@ -53,31 +54,96 @@ pub fn version(program: &Path) -> Option<String> {
 /// package may start is stopped and disabled: the tests start their own
 /// servers, on free ports.
 pub fn redis_server() -> Result<Found, String> {
-    let program = PathBuf::from("redis-server");
-    if version(&program).is_some() {
+    apt_program(&AptProgram {
+        program: "redis-server",
+        package: "redis-server",
+        service: Some("redis-server"),
+        elsewhere: "Fedora: `sudo dnf install redis`, macOS: `brew install redis`",
+        task: "ci",
+    })
+}
+
+/// `nginx`, `varnishd` and `wrk` for `cargo xtask bench proxy`, each
+/// installed with `apt-get` as [`redis_server`] is when it is missing;
+/// their system services are stopped (the bench starts its own, on free
+/// loopback ports).
+pub fn proxy_bench_programs() -> Result<Vec<(&'static str, Found)>, String> {
+    let programs = [
+        AptProgram {
+            program: "nginx",
+            package: "nginx",
+            service: Some("nginx"),
+            elsewhere: "Fedora: `sudo dnf install nginx`, macOS: `brew install nginx`",
+            task: "bench proxy",
+        },
+        AptProgram {
+            program: "varnishd",
+            package: "varnish",
+            service: Some("varnish"),
+            elsewhere: "Fedora: `sudo dnf install varnish`, macOS: `brew install varnish`",
+            task: "bench proxy",
+        },
+        AptProgram {
+            program: "wrk",
+            package: "wrk",
+            service: None,
+            elsewhere: "Fedora: `sudo dnf install wrk`, macOS: `brew install wrk`",
+            task: "bench proxy",
+        },
+    ];
+    programs
+        .iter()
+        .map(|program| Ok((program.program, apt_program(program)?)))
+        .collect()
+}
+
+/// A program that comes in a Debian package.
+struct AptProgram {
+    /// What to run (on the PATH; `/usr/sbin` included).
+    program: &'static str,
+    package: &'static str,
+    /// The system service the package may start, to stop.
+    service: Option<&'static str>,
+    /// How to install it where there is no apt-get.
+    elsewhere: &'static str,
+    /// The `cargo xtask` task to run again once it is installed.
+    task: &'static str,
+}
+
+/// `wanted.program`, installed with `apt-get` when it is not found.
+fn apt_program(wanted: &AptProgram) -> Result<Found, String> {
+    let program = PathBuf::from(wanted.program);
+    if runs(&program) {
         return Ok(Found {
             path: program,
             installed_with: None,
         });
     }
-    let manual = "Install it (Debian/Ubuntu: `sudo apt-get install redis-server`, \
-                  Fedora: `sudo dnf install redis`, macOS: `brew install redis`), \
-                  then run `cargo xtask ci` again.";
+    let AptProgram {
+        program: name,
+        package,
+        task,
+        ..
+    } = wanted;
+    let manual = format!(
+        "Install it (Debian/Ubuntu: `sudo apt-get install {package}`, {}), \
+         then run `cargo xtask {task}` again.",
+        wanted.elsewhere
+    );
     if version(Path::new("apt-get")).is_none() {
         return Err(format!(
-            "redis-server is not installed, and there is no apt-get here to install it with. {manual}"
+            "{name} is not installed, and there is no apt-get here to install it with. {manual}"
         ));
     }
     let sudo = match privilege() {
         Privilege::Root => None,
         Privilege::PasswordlessSudo => Some("sudo"),
         Privilege::None => {
-            return Err(
-                "redis-server is not installed, and this user can install nothing \
+            return Err(format!(
+                "{name} is not installed, and this user can install nothing \
                  (not root, and sudo asks for a password). Run \
-                 `sudo apt-get install redis-server`, then `cargo xtask ci` again."
-                    .into(),
-            );
+                 `sudo apt-get install {package}`, then `cargo xtask {task}` again."
+            ));
         }
     };
     let apt = |args: &[&str]| -> Result<(), String> {
@@ -105,31 +171,37 @@ pub fn redis_server() -> Result<Found, String> {
             Ok(())
         } else {
             Err(format!(
-                "`{shown}` failed ({status}); redis-server is not installed. {manual}"
+                "`{shown}` failed ({status}); {name} is not installed. {manual}"
             ))
         }
     };
     apt(&["update", "-qq"])?;
-    apt(&[
-        "install",
-        "-y",
-        "-qq",
-        "--no-install-recommends",
-        "redis-server",
-    ])?;
-    stop_system_service(sudo);
-    if version(&program).is_none() {
+    apt(&["install", "-y", "-qq", "--no-install-recommends", package])?;
+    if let Some(service) = wanted.service {
+        stop_system_service(service, sudo);
+    }
+    if !runs(&program) {
         return Err(format!(
-            "apt-get installed redis-server, but `redis-server --version` does not run. {manual}"
+            "apt-get installed {package}, but `{name}` does not run. {manual}"
         ));
     }
     Ok(Found {
         path: program,
         installed_with: Some(format!(
-            "{}apt-get install redis-server",
+            "{}apt-get install {package}",
             sudo.map_or("", |_| "sudo ")
         )),
     })
+}
+
+/// Whether `program` can be started at all: wrk has no flag that exits
+/// with success, so its exit status says nothing.
+fn runs(program: &Path) -> bool {
+    Command::new(program)
+        .arg("-v")
+        .stdin(Stdio::null())
+        .output()
+        .is_ok()
 }
 
 /// Who may install packages.
@@ -162,18 +234,19 @@ fn privilege() -> Privilege {
     }
 }
 
-/// The Debian package starts a system `redis-server` on port 6379 where
-/// services may start. Nothing here uses it, so it is stopped and kept
-/// from starting at boot; where it never started (a container whose
-/// policy-rc.d forbids it) this is a no-op.
-fn stop_system_service(sudo: Option<&str>) {
+/// Debian packages start their system service (`redis-server` on port
+/// 6379, nginx on 80, Varnish on 6081) where services may start. Nothing
+/// here uses it, so it is stopped and kept from starting at boot; where it
+/// never started (a container whose policy-rc.d forbids it) this is a
+/// no-op.
+fn stop_system_service(service: &str, sudo: Option<&str>) {
     let systemd = Path::new("/run/systemd/system").is_dir();
     let commands: &[&[&str]] = if systemd {
-        &[&["systemctl", "disable", "--now", "redis-server"]]
+        &[&["systemctl", "disable", "--now", service]]
     } else {
         &[
-            &["service", "redis-server", "stop"],
-            &["update-rc.d", "redis-server", "disable"],
+            &["service", service, "stop"],
+            &["update-rc.d", service, "disable"],
         ]
     };
     for args in commands {
@@ -196,7 +269,7 @@ fn stop_system_service(sudo: Option<&str>) {
             .status()
             .is_ok_and(|status| status.success());
         if done {
-            println!("the system redis-server service: `{}` done", args.join(" "));
+            println!("the system {service} service: `{}` done", args.join(" "));
         }
     }
 }
