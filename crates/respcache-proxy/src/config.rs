@@ -288,9 +288,18 @@ impl Config {
                 origin_timeout: args.origin_timeout.unwrap_or(default_timeout),
                 routes: Vec::new(),
             }],
+            // One vhost: the flag overrides its upstream, its routes stay.
+            (Some(upstream), false) if file.vhost.len() == 1 => file
+                .vhost
+                .into_iter()
+                .map(|mut vhost| {
+                    vhost.upstream = upstream.clone();
+                    vhost_config(&source, 0, vhost, args.origin_timeout)
+                })
+                .collect::<Result<_, _>>()?,
             (Some(_), false) => {
                 return Err(ConfigError(format!(
-                    "{source}: --upstream conflicts with the file's [[vhost]] tables: give the upstream in the file"
+                    "{source}: --upstream would override the upstream of several [[vhost]] tables: give each its upstream in the file"
                 )));
             }
             (None, true) => {
@@ -680,8 +689,11 @@ mod tests {
         assert_eq!(config.fixed.listen.port(), 2000);
         assert_eq!(config.fixed.cache.max_size, 3 << 20);
         assert_eq!(config.sites[0].origin_timeout, Duration::from_secs(9));
-        let conflict = build(text, &["--upstream", "http://127.0.0.1:3"]).unwrap_err();
-        assert!(conflict.contains("conflicts"), "{conflict}");
+        let one = build(text, &["--upstream", "http://127.0.0.1:3"]).unwrap();
+        assert_eq!(one.sites[0].upstream, "http://127.0.0.1:3");
+        let two = format!("{text}[[vhost]]\nhosts = [\"b\"]\nupstream = \"http://127.0.0.1:4\"\n");
+        let conflict = build(&two, &["--upstream", "http://127.0.0.1:3"]).unwrap_err();
+        assert!(conflict.contains("several [[vhost]]"), "{conflict}");
     }
 
     #[test]
