@@ -8,6 +8,8 @@
 //! - `--id TEST_ID`: one test, with the suite's dump of every request and
 //!   response, for debugging. No score.
 //! - `--backend fs|cacache`: the proxy's backend (fs by default).
+//! - `--config FILE`: the proxy reads FILE too (`xtask/cache-tests.toml`
+//!   is one); the task's own flags override what they name.
 //!
 //! Everything lives in `target/cache-tests/`: the package (`node_modules/`),
 //! the results (`results/`), the origin's and the proxy's output (`logs/`)
@@ -32,7 +34,7 @@ const VERSION: &str = "0.4.5";
 /// proxy that hangs a request must not hang the task.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(600);
 
-const USAGE: &str = "usage: cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--proxy-arg FLAG]... [--id TEST_ID]";
+const USAGE: &str = "usage: cargo xtask cache-tests [--no-cache | --backend fs|cacache] [--config FILE] [--proxy-arg FLAG]... [--id TEST_ID]";
 
 pub fn run(args: &[String]) -> TaskResult {
     let options = Options::parse(args)?;
@@ -96,6 +98,14 @@ impl Options {
                 "--no-cache" => no_cache = true,
                 "--id" => id = Some(value("--id")?),
                 "--proxy-arg" => proxy_args.push(value("--proxy-arg")?),
+                "--config" => {
+                    let file = PathBuf::from(value("--config")?);
+                    let file = file
+                        .canonicalize()
+                        .map_err(|e| format!("--config {}: {e}", file.display()))?;
+                    proxy_args.push("--config".into());
+                    proxy_args.push(file.display().to_string());
+                }
                 "--backend" => {
                     backend = Some(match value("--backend")?.as_str() {
                         "fs" => Backend::Fs,

@@ -145,9 +145,13 @@ impl<S: Storage> HttpCache<S> {
     }
 }
 
-/// A copy of a request head (extensions aside) to send on.
+/// A copy of a request head to send on. The extensions go too: what the
+/// caller attached to the request (a route, a tenant) reaches its
+/// [`Origin`](crate::Origin) on every request made for it, revalidations
+/// included.
 pub(crate) fn clone_request_head(parts: &request::Parts) -> request::Parts {
     let mut request = Request::new(());
+    *request.extensions_mut() = parts.extensions.clone();
     *request.method_mut() = parts.method.clone();
     *request.uri_mut() = parts.uri.clone();
     *request.version_mut() = parts.version;

@@ -9,54 +9,84 @@ use http::Uri;
 use ipnet::IpNet;
 
 /// Which backend stores responses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// `respcache-fs`: content-addressed files, streaming both ways.
     Fs,
     /// `respcache-cacache`: cacache, bodies gathered in memory. It never
     /// evicts: `--max-size` does not apply to it.
     Cacache,
+    /// `respcache-redis`: one cache shared by every proxy that reaches
+    /// the server (`--redis-url`).
+    Redis,
 }
 
 /// A caching reverse proxy: respcache's RFC 9111 engine in front of one
-/// origin. What the cache does not answer passes through.
+/// origin (or several, chosen by `Host`, from a config file). What the
+/// cache does not answer passes through.
+///
+/// Flags given beside `--config` override the file's values.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "respcache-proxy", version, about, max_term_width = 100)]
 pub struct Args {
+    /// A TOML config file: listeners, virtual hosts, routes, backend,
+    /// access log. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check the config file (and flags), print what is wrong, and exit:
+    /// 0 when it is valid.
+    #[arg(long, requires = "config")]
+    pub check_config: bool,
     /// The origin every request not served from cache goes to,
-    /// `http://HOST:PORT`.
-    #[arg(long, value_name = "URL", value_parser = parse_upstream)]
-    pub upstream: Uri,
-    /// Where clients connect.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// Where `GET /metrics` is served (Prometheus text); none by default.
+    /// `http://HOST:PORT`. Required without `--config`.
+    #[arg(long, value_name = "URL", value_parser = parse_upstream, required_unless_present = "config")]
+    pub upstream: Option<Uri>,
+    /// Where clients connect [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Where `GET /metrics`, `/healthz` and `/readyz` are served; none by
+    /// default.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<SocketAddr>,
-    /// The storage backend.
-    #[arg(long, value_enum, default_value_t = Backend::Fs)]
-    pub backend: Backend,
-    /// The cache directory.
-    #[arg(long, value_name = "PATH", default_value = "respcache-cache")]
-    pub dir: PathBuf,
+    /// The storage backend [default: fs].
+    #[arg(long, value_enum)]
+    pub backend: Option<Backend>,
+    /// The cache directory (fs, cacache) [default: respcache-cache].
+    #[arg(long, value_name = "PATH")]
+    pub dir: Option<PathBuf>,
+    /// The Redis server of `--backend redis`, `redis://HOST:PORT/`; from
+    /// the environment so that a password stays off the command line.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RESPCACHE_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key this proxy writes [default:
+    /// respcache].
+    #[arg(long, value_name = "PREFIX")]
+    pub redis_prefix: Option<String>,
     /// The most bytes of bodies the fs backend keeps, temporary files of
     /// stores under way included; past it, entries past their lifetime and
     /// then the least recently used are evicted. Sizes take KiB, MiB or
-    /// GiB.
-    #[arg(long, value_name = "BYTES", default_value = "1GiB", value_parser = parse_size)]
-    pub max_size: u64,
+    /// GiB [default: 1GiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_size: Option<u64>,
     /// The largest body stored; a larger one still reaches its client
-    /// whole, uncached.
-    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
-    pub max_body_size: u64,
+    /// whole, uncached [default: 64MiB].
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub max_body_size: Option<u64>,
     /// Longest wait for the origin's response head, then 502 or a stale
-    /// entry.
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds)]
-    pub origin_timeout: Duration,
+    /// entry [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub origin_timeout: Option<Duration>,
     /// Longest wait for a client's request head, and for the next request
-    /// on an idle connection; the connection is closed after it.
-    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_seconds)]
-    pub client_timeout: Duration,
+    /// on an idle connection; the connection is closed after it [default:
+    /// 30].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub client_timeout: Option<Duration>,
     /// Store responses that state no freshness and have no validator
     /// (never served fresh; off by default, as nginx).
     #[arg(long)]
@@ -71,9 +101,9 @@ pub struct Args {
     #[arg(long)]
     pub share_set_cookie: bool,
     /// How long a URL whose response could not be stored skips request
-    /// coalescing (hit-for-pass); 0 turns it off.
-    #[arg(long, value_name = "SECONDS", default_value = "60", value_parser = parse_seconds_or_zero)]
-    pub hit_for_pass: Duration,
+    /// coalescing (hit-for-pass); 0 turns it off [default: 60].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds_or_zero)]
+    pub hit_for_pass: Option<Duration>,
     /// Peers whose `Forwarded`, `X-Forwarded-*` fields are kept and
     /// extended (addresses or networks, comma-separated); from anyone
     /// else they are dropped and replaced.
@@ -87,14 +117,20 @@ pub struct Args {
     /// before `CDN-Cache-Control` (repeat for several, first first).
     #[arg(long, value_name = "NAME", value_parser = parse_field_name)]
     pub targeted_field: Vec<http::HeaderName>,
+    /// The access log: `common`, `json` or `off` [default: off without
+    /// `--config`].
+    #[arg(long, value_name = "FORMAT")]
+    pub access_log: Option<crate::access::Format>,
 }
 
-fn parse_field_name(value: &str) -> Result<http::HeaderName, String> {
+/// A field name.
+pub fn parse_field_name(value: &str) -> Result<http::HeaderName, String> {
     http::HeaderName::from_bytes(value.as_bytes())
         .map_err(|_| format!("{value:?} is not a field name"))
 }
 
-fn parse_upstream(value: &str) -> Result<Uri, String> {
+/// An origin's base URL: `http://HOST:PORT` and nothing more.
+pub fn parse_upstream(value: &str) -> Result<Uri, String> {
     let uri: Uri = value.parse().map_err(|e| format!("{e}"))?;
     if uri.scheme_str() != Some("http") || uri.authority().is_none() {
         return Err("expected http://HOST:PORT".into());
@@ -136,14 +172,15 @@ fn parse_seconds(value: &str) -> Result<Duration, String> {
     }
 }
 
-fn parse_seconds_or_zero(value: &str) -> Result<Duration, String> {
+pub fn parse_seconds_or_zero(value: &str) -> Result<Duration, String> {
     value
         .parse()
         .map(Duration::from_secs)
         .map_err(|_| format!("{value:?} is not a whole number of seconds"))
 }
 
-fn parse_net(value: &str) -> Result<IpNet, String> {
+/// An address or a network.
+pub fn parse_net(value: &str) -> Result<IpNet, String> {
     value
         .parse::<IpNet>()
         .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -172,9 +209,9 @@ mod tests {
             "10.0.0.0/8,::1",
         ])
         .unwrap();
-        assert_eq!(args.backend, Backend::Cacache);
-        assert_eq!(args.max_size, 10 << 20);
-        assert_eq!(args.max_body_size, 64 << 20, "the default");
+        assert_eq!(args.backend, Some(Backend::Cacache));
+        assert_eq!(args.max_size, Some(10 << 20));
+        assert_eq!(args.max_body_size, None, "the config's default applies");
         assert_eq!(args.trust_forwarded.len(), 2);
         assert!(parse(&[]).unwrap_err().contains("--upstream"));
         let https = parse(&["--upstream", "https://x"]).unwrap_err();
@@ -188,7 +225,7 @@ mod tests {
         assert!(base.contains("without a path"), "{base}");
         assert!(parse(&["--upstream", "http://x:1/"]).is_ok());
         let args = parse(&["--upstream", "http://x:1", "--origin-timeout", "5"]).unwrap();
-        assert_eq!(args.origin_timeout, Duration::from_secs(5));
+        assert_eq!(args.origin_timeout, Some(Duration::from_secs(5)));
         let zero = parse(&["--upstream", "http://x:1", "--origin-timeout", "0"]).unwrap_err();
         assert!(zero.contains("at least 1"), "{zero}");
         let net = parse(&["--upstream", "http://x:1", "--trust-forwarded", "nope"]).unwrap_err();

@@ -105,16 +105,23 @@ pub async fn serve_admin<S: Storage>(
         let cache = cache.clone();
         let traffic = traffic.clone();
         let service = service_fn(move |request: Request<Incoming>| {
-            let response = if request.uri().path() == "/metrics" {
-                Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .body(respcache_http::full(render(&cache, &traffic)))
-            } else {
-                Response::builder()
-                    .status(StatusCode::NOT_FOUND)
-                    .body(respcache_http::full("see /metrics\n"))
-            };
-            async move { response }
+            let (cache, traffic) = (cache.clone(), traffic.clone());
+            async move {
+                if let Some(response) =
+                    crate::health::answer(request.uri().path(), cache.storage()).await
+                {
+                    return Ok(response);
+                }
+                if request.uri().path() == "/metrics" {
+                    Response::builder()
+                        .header("content-type", "text/plain; version=0.0.4")
+                        .body(respcache_http::full(render(&cache, &traffic)))
+                } else {
+                    Response::builder()
+                        .status(StatusCode::NOT_FOUND)
+                        .body(respcache_http::full("see /metrics, /healthz, /readyz\n"))
+                }
+            }
         });
         tokio::spawn(async move {
             let _ = hyper::server::conn::http1::Builder::new()

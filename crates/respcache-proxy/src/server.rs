@@ -1,8 +1,9 @@
 //! Accepting clients, answering them through the cache, and stopping
 //! cleanly on SIGTERM or Ctrl-C.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -10,13 +11,15 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use respcache_core::BoxError;
-use respcache_http::{CacheBody, HttpCache, Storage};
+use respcache_http::{CacheBody, CacheMode, HttpCache, Storage};
 use tokio::net::TcpListener;
 
+use crate::access::{self, Format, Logged};
 use crate::args::Args;
+use crate::config::{Config, Fixed};
 use crate::forwarding::{Forwarding, Peer, Refusal};
 use crate::metrics::{Counted, Traffic};
-use crate::upstream::Upstream;
+use crate::routes::{ROUTE_FIELD, Sites};
 
 /// How long open connections get to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -24,25 +27,48 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// What answering a client needs, shared by every connection.
 struct Context<S> {
     cache: HttpCache<S>,
-    upstream: Upstream,
     forwarding: Forwarding,
     traffic: Arc<Traffic>,
+    live: Arc<RwLock<Arc<Live>>>,
 }
 
-/// Runs the proxy until SIGTERM or Ctrl-C.
-pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), BoxError> {
-    let forwarding = Forwarding::new(args.trust_forwarded.clone(), args.via_name.clone())?;
-    let upstream = Upstream::new(
-        &args.upstream,
-        args.origin_timeout,
-        forwarding.via().clone(),
-    )
-    .ok_or("--upstream has no host")?;
-    let listener = TcpListener::bind(args.listen)
+/// What a reload replaces: the virtual hosts, their upstreams and routes,
+/// and the access log's format.
+#[derive(Debug)]
+pub struct Live {
+    sites: Sites,
+    access_log: Format,
+}
+
+impl<S> Context<S> {
+    /// The config in force; a request keeps the one it began with.
+    fn live(&self) -> Arc<Live> {
+        self.live
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+/// Runs the proxy until SIGTERM or Ctrl-C; on SIGHUP, reads the config
+/// again and applies what can change without a restart.
+pub async fn serve<S: Storage>(
+    args: Args,
+    config: Config,
+    cache: HttpCache<S>,
+) -> Result<(), BoxError> {
+    let fixed = config.fixed.clone();
+    let forwarding = Forwarding::new(fixed.trust_forwarded.clone(), fixed.via_name.clone())?;
+    let via = forwarding.via().clone();
+    let live = Arc::new(RwLock::new(Arc::new(Live {
+        sites: config.sites(&via)?,
+        access_log: config.access_log,
+    })));
+    let listener = TcpListener::bind(fixed.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot listen on {}: {e}", fixed.listen))?;
     let traffic = Arc::new(Traffic::default());
-    if let Some(admin) = args.admin {
+    if let Some(admin) = fixed.admin {
         let admin = TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
@@ -54,16 +80,16 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
     }
     tracing::info!(
         listen = %listener.local_addr()?,
-        upstream = %args.upstream,
-        backend = ?args.backend,
-        dir = %args.dir.display(),
+        upstreams = ?config.sites.iter().map(|s| s.upstream.to_string()).collect::<Vec<_>>(),
+        backend = ?fixed.cache.backend,
         "respcache-proxy ready"
     );
+    tokio::spawn(reload_on_hangup(args, fixed.clone(), via, live.clone()));
     let context = Arc::new(Context {
         cache,
-        upstream,
         forwarding,
         traffic,
+        live,
     });
     // Every connection task holds a sender: when all are gone, every
     // connection has finished. The watch tells them to finish.
@@ -87,13 +113,15 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         let client = Arc::new(context.forwarding.peer(peer));
         let service = service_fn(move |request: Request<Incoming>| {
             let (context, client) = (context.clone(), client.clone());
-            async move { Ok::<_, std::convert::Infallible>(answer(request, &client, &context).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(answer(request, &client, peer, &context).await)
+            }
         });
         // The header timeout runs from the moment the connection waits for
         // a request head: it also closes a connection left idle.
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(args.client_timeout)
+            .header_read_timeout(fixed.client_timeout)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         let (open, mut stopping) = (open.clone(), stopping.clone());
@@ -126,36 +154,126 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
     Ok(())
 }
 
-/// One request: through the cache to the origin, or a clear `502` when
-/// the origin cannot be reached.
+/// On each SIGHUP, reads the config again. Virtual hosts, routes and the
+/// access log change at once for new requests; requests under way finish
+/// with the config they began with, and no connection is closed. A config
+/// that does not load changes nothing.
+async fn reload_on_hangup(
+    args: Args,
+    fixed: Fixed,
+    via: http::HeaderValue,
+    live: Arc<RwLock<Arc<Live>>>,
+) {
+    #[cfg(unix)]
+    {
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP: no reloads");
+                    return;
+                }
+            };
+        while hangups.recv().await.is_some() {
+            let loaded = Config::load(&args).and_then(|config| {
+                let sites = config.sites(&via)?;
+                Ok((config, sites))
+            });
+            match loaded {
+                Ok((config, sites)) => {
+                    if config.fixed != fixed {
+                        tracing::warn!(
+                            "reload: listeners, [cache] and forwarding settings changed; they take effect on restart"
+                        );
+                    }
+                    let mut live = live
+                        .write()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    *live = Arc::new(Live {
+                        sites,
+                        access_log: config.access_log,
+                    });
+                    tracing::info!("reloaded the config");
+                }
+                Err(error) => {
+                    tracing::error!(%error, "reload failed; the config in force stays");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (args, fixed, via, live);
+}
+
+/// One request: through the cache to its virtual host's origin, or a
+/// clear `502` when the origin cannot be reached.
 async fn answer<S: Storage>(
     request: Request<Incoming>,
     peer: &Peer,
+    address: SocketAddr,
     context: &Context<S>,
-) -> Response<Counted> {
-    let method = request.method().clone();
-    let uri = request.uri().clone();
-    let traffic = &context.traffic;
-    let (mut parts, body) = request.into_parts();
-    let host = context.upstream.host();
-    if let Err(Refusal::Loop) = context.forwarding.prepare(&mut parts, peer, &host) {
+) -> Response<Logged<Counted>> {
+    let started = Instant::now();
+    let live = context.live();
+    let (parts, body) = request.into_parts();
+    let mut entry = access::Entry::start(live.access_log, address, &parts, started);
+    let response = route(parts, body, peer, &live, context).await;
+    let mut response = context.traffic.count(response);
+    response.headers_mut().remove(ROUTE_FIELD);
+    if let Some(entry) = &mut entry {
+        entry.answered(
+            response.status().as_u16(),
+            response.headers(),
+            started.elapsed(),
+        );
+    }
+    Logged::wrap(response, entry)
+}
+
+/// Finds the request's virtual host and route and answers it.
+async fn route<S: Storage>(
+    mut parts: http::request::Parts,
+    body: Incoming,
+    peer: &Peer,
+    live: &Live,
+    context: &Context<S>,
+) -> Response<CacheBody> {
+    let method = parts.method.clone();
+    let uri = parts.uri.clone();
+    let Some(vhost) = live.sites.find(&parts) else {
+        return plain(
+            StatusCode::MISDIRECTED_REQUEST,
+            "respcache-proxy: no virtual host answers this Host\n",
+        );
+    };
+    let upstream = &vhost.upstream;
+    if let Err(Refusal::Loop) = context
+        .forwarding
+        .prepare(&mut parts, peer, &upstream.host())
+    {
         tracing::warn!(%method, %uri, "a request came back through this proxy: a loop");
-        return traffic.count(plain(StatusCode::LOOP_DETECTED, "respcache-proxy: this request has passed through this proxy already (Via): a forwarding loop\n"));
+        return plain(
+            StatusCode::LOOP_DETECTED,
+            "respcache-proxy: this request has passed through this proxy already (Via): a forwarding loop\n",
+        );
+    }
+    if let Some(route) = vhost.route(parts.uri.path()) {
+        if route.rules.bypass {
+            parts.extensions.insert(CacheMode::NoStore);
+        }
+        parts.extensions.insert(route.clone());
     }
     let request = Request::from_parts(parts, body);
     let response = if respcache_http::is_upgrade(request.headers()) {
-        crate::tunnel::tunnel(request, &context.upstream).await
+        crate::tunnel::tunnel(request, upstream).await
     } else {
         let request = request.map(respcache_http::boxed);
-        context
-            .cache
-            .handle(request, context.upstream.clone())
-            .await
+        context.cache.handle(request, upstream.clone()).await
     };
     let response = match response {
         Ok(response) => response,
         Err(error) => {
-            traffic.origin_error();
+            context.traffic.origin_error();
             tracing::warn!(%method, %uri, error = %error_chain(&*error), "origin unreachable");
             bad_gateway(&error)
         }
@@ -167,7 +285,7 @@ async fn answer<S: Storage>(
         cache_status = ?response.headers().get("cache-status"),
         "answered"
     );
-    traffic.count(response)
+    response
 }
 
 /// A plain-text response of the proxy's own.

@@ -1,5 +1,6 @@
 //! The origin behind the proxy, reached with hyper's pooled client.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
@@ -8,6 +9,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use respcache_http::{CacheBody, Origin, OriginFuture, remove_hop_by_hop};
+
+use crate::routes::{ROUTE_FIELD, Route};
 
 /// How long the origin gets to accept a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -23,6 +26,9 @@ pub struct Upstream {
     head_timeout: Duration,
     /// What this proxy adds to `Via`.
     via: HeaderValue,
+    /// The targeted fields (RFC 9213) this proxy obeys: a response that
+    /// carries one is steered by its origin, not by the route's TTLs.
+    targeted: Arc<[http::HeaderName]>,
 }
 
 impl Upstream {
@@ -39,7 +45,15 @@ impl Upstream {
             authority,
             head_timeout,
             via,
+            targeted: Arc::from(Vec::new()),
         })
+    }
+
+    /// This upstream, leaving responses that carry one of `fields` (the
+    /// targeted fields this proxy obeys) to their origin's directives.
+    pub fn with_targeted(mut self, fields: Vec<http::HeaderName>) -> Self {
+        self.targeted = Arc::from(fields);
+        self
     }
 
     /// The `Host` the origin receives for a request that names none.
@@ -113,6 +127,11 @@ impl Upstream {
 
 impl Origin<CacheBody> for Upstream {
     fn send(&mut self, request: Request<CacheBody>) -> OriginFuture {
+        // The route's TTLs are written on the response before the engine
+        // decides whether to store it.
+        let route = request.extensions().get::<Arc<Route>>().cloned();
+        let authorized = request.headers().contains_key(header::AUTHORIZATION);
+        let targeted = self.targeted.clone();
         let request = self.to_origin(request, true);
         let client = self.client.clone();
         let head_timeout = self.head_timeout;
@@ -131,6 +150,13 @@ impl Origin<CacheBody> for Upstream {
             };
             let (mut head, body) = response.into_parts();
             remove_hop_by_hop(&mut head.headers);
+            match route {
+                Some(route) => route.rules.apply(authorized, &mut head, &targeted),
+                // Only a route writes this field.
+                None => {
+                    head.headers.remove(ROUTE_FIELD);
+                }
+            }
             Ok(http::Response::from_parts(
                 head,
                 respcache_http::boxed(body),

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,73 @@ impl Proxy {
             );
         }
         panic!("respcache-proxy found no free ports in five tries");
+    }
+
+    /// Starts the proxy with `--config` and a file written by `config`
+    /// from the client and admin addresses and a fresh cache directory,
+    /// with `env` in its environment; its stdout (the access log) goes to
+    /// a file, read by [`Proxy::stdout`].
+    pub async fn start_config(
+        config: impl Fn(SocketAddr, SocketAddr, &Path) -> String,
+        env: &[(&str, &str)],
+    ) -> Self {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("a cache directory");
+            let log = dir.path().join("proxy.log");
+            let [addr, admin] = respcache_testkit::free_ports();
+            let file = dir.path().join("proxy.toml");
+            std::fs::write(&file, config(addr, admin, &dir.path().join("cache")))
+                .expect("writing the config file");
+            let child = Command::new(BINARY)
+                .arg("--config")
+                .arg(&file)
+                .envs(env.iter().copied())
+                .env(
+                    "RUST_LOG",
+                    "info,respcache_proxy=debug,respcache_http=debug",
+                )
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(File::create(dir.path().join("stdout")).expect("the proxy's stdout"))
+                .stderr(File::create(&log).expect("the proxy's log file"))
+                .spawn()
+                .expect("starting respcache-proxy");
+            let mut proxy = Self {
+                child,
+                addr,
+                admin,
+                log,
+                _dir: dir,
+            };
+            if proxy.ready().await {
+                return proxy;
+            }
+            let log = proxy.log();
+            assert!(
+                log.contains("cannot listen"),
+                "respcache-proxy exited at start:\n{log}"
+            );
+        }
+        panic!("respcache-proxy found no free ports in five tries");
+    }
+
+    /// The config file of a proxy started by [`Proxy::start_config`].
+    pub fn config_file(&self) -> PathBuf {
+        self._dir.path().join("proxy.toml")
+    }
+
+    /// What the proxy has written to stdout (the access log) so far.
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`HUP`, `KILL`...) to the proxy.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success(), "kill -{signal} failed: {status}");
     }
 
     /// Waits until the proxy accepts connections on both ports; `false` if
