@@ -108,6 +108,8 @@ macro_rules! __each_buffered_check {
             restart_sees_stored_entries,
             deleted_entries_release_their_storage,
             overwrites_do_not_accumulate_storage,
+            keys_lists_every_stored_key_by_prefix,
+            tagged_lists_the_entries_that_carry_the_tag,
         );
     };
 }
