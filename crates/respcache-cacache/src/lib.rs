@@ -200,6 +200,33 @@ impl CacheManager for CACacheManager {
             Err(err) => Err(wrap(err, "delete", &self.path)),
         }
     }
+
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        let path = self.path.clone();
+        let prefix = prefix.to_owned();
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            // The index lists each key's latest record; deleted keys
+            // have none.
+            for entry in cacache::index::ls(&path) {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    // A cache nothing was ever stored in has no index.
+                    Err(cacache::Error::IoError(err, _))
+                        if err.kind() == std::io::ErrorKind::NotFound =>
+                    {
+                        continue;
+                    }
+                    Err(err) => return Err(wrap(err, "list", &path)),
+                };
+                if entry.key.starts_with(&prefix) {
+                    keys.push(entry.key);
+                }
+            }
+            Ok(Some(keys))
+        })
+        .await?
+    }
 }
 
 impl CACacheManager {

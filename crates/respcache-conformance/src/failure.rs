@@ -69,6 +69,12 @@ pub enum FailureKind {
     FirstByte,
     /// Rule 10: memory grew with the size of the body.
     Memory,
+    /// `keys` missed a stored key, listed one that is deleted or does not
+    /// start with the prefix, or listed one twice.
+    Listing,
+    /// `tagged` missed an entry stored with the tag, or listed one that
+    /// no longer carries it (replaced without it, deleted).
+    Tags,
     /// The harness misreports: storage undercounted, a root outside its
     /// sandbox, damage that did not reach what `get` reads.
     Harness,
@@ -106,6 +112,8 @@ impl FailureKind {
             FailureKind::Commit => "commit",
             FailureKind::FirstByte => "first-byte",
             FailureKind::Memory => "memory",
+            FailureKind::Listing => "listing",
+            FailureKind::Tags => "tags",
             FailureKind::Harness => "harness",
             FailureKind::Inconclusive => "inconclusive",
             FailureKind::NotApplicable => "not-applicable",

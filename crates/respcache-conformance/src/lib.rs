@@ -109,6 +109,8 @@ macro_rules! __each_buffered_check {
             managers_on_one_location_agree,
             deleted_entries_release_their_storage,
             overwrites_do_not_accumulate_storage,
+            keys_lists_every_stored_key_by_prefix,
+            tagged_lists_the_entries_that_carry_the_tag,
         );
     };
 }

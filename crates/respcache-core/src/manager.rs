@@ -9,7 +9,7 @@ use url::Url;
 use crate::{BoxError, CachePolicy, HttpResponse, Result, StreamingError};
 
 /// What the caller of a store knows about the entry that the backend may
-/// use: today, how long the entry is worth keeping.
+/// use: how long the entry is worth keeping, and the tags it carries.
 ///
 /// An HTTP cache engine decides this from the response and its own
 /// settings (fresh time, plus the stale windows it may still serve in,
@@ -25,6 +25,9 @@ use crate::{BoxError, CachePolicy, HttpResponse, Result, StreamingError};
 /// let hints = StoreHints::keep_for(Duration::from_secs(3600));
 /// assert_eq!(hints.keep_for, Some(Duration::from_secs(3600)));
 /// assert_eq!(StoreHints::default().keep_for, None);
+///
+/// let tagged = hints.with_tags(vec!["product-42".into()]);
+/// assert_eq!(tagged.tags.as_deref(), Some(&["product-42".to_owned()][..]));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -32,6 +35,11 @@ pub struct StoreHints {
     /// How long from now the entry is worth keeping; `None` when the
     /// caller does not say (the backend's own default applies).
     pub keep_for: Option<Duration>,
+    /// The tags the entry carries (an HTTP engine reads them from a
+    /// response field such as `Surrogate-Key`), so that
+    /// [`CacheManager::tagged`] can find it; `None` when the caller does
+    /// not say (a head update then keeps the entry's current tags).
+    pub tags: Option<Vec<String>>,
 }
 
 impl StoreHints {
@@ -39,7 +47,14 @@ impl StoreHints {
     pub fn keep_for(keep_for: Duration) -> Self {
         Self {
             keep_for: Some(keep_for),
+            tags: None,
         }
+    }
+
+    /// These hints, saying that the entry carries `tags`.
+    pub fn with_tags(mut self, tags: Vec<String>) -> Self {
+        self.tags = Some(tags);
+        self
     }
 }
 
@@ -110,6 +125,26 @@ pub trait CacheManager: Send + Sync + 'static {
     ) -> Result<bool> {
         let _ = hints;
         self.update_head(cache_key, head, policy).await
+    }
+
+    /// Every stored key that starts with `prefix` (every key for `""`),
+    /// in no particular order: what a purge by prefix, or a tool that
+    /// lists a cache, walks. `Ok(None)` when the backend cannot list its
+    /// keys (the default). A key deleted or never stored is not listed.
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        let _ = prefix;
+        Ok(None)
+    }
+
+    /// Every stored key whose entry carries `tag`: it was stored, or its
+    /// head last updated, with `tag` in [`StoreHints::tags`]. A backend
+    /// that keeps an index of tags answers from it without reading every
+    /// entry; `Ok(None)` when it keeps none (the default), and a caller
+    /// then walks [`keys`](CacheManager::keys) instead. An entry replaced
+    /// without the tag, or deleted, is not listed.
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        let _ = tag;
+        Ok(None)
     }
 }
 
@@ -228,6 +263,14 @@ macro_rules! forward_cache_manager {
                 hints: StoreHints,
             ) -> Result<bool> {
                 (**self).update_head_with(cache_key, head, policy, hints).await
+            }
+
+            async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+                (**self).keys(prefix).await
+            }
+
+            async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+                (**self).tagged(tag).await
             }
         }
     )*};

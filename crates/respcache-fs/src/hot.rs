@@ -177,6 +177,7 @@ mod tests {
             policy: respcache_core::CachePolicy::new(&request, &response),
             created_at: 0,
             expires_at: None,
+            tags: Vec::new(),
         })
     }
 

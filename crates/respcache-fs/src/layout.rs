@@ -5,7 +5,12 @@
 //! ROOT/cache-v2/content/<sha256 hex>     one name per distinct body: the dedup index
 //! ROOT/cache-v2/links/<link-id>          a hard link to the body, one per stored entry
 //! ROOT/cache-v2/tmp/<pid>-<random>.*     bodies and metadata being written
+//! ROOT/cache-v2/tags/<tag-id>/<key-id>   an empty file per tagged entry: the tag index
 //! ```
+//!
+//! The tag index may name entries that no longer carry the tag (a put
+//! without it, a delete, another process): whoever reads it checks each
+//! entry's metadata and removes what is out of date.
 //!
 //! An entry reads its body through its own hard link, never through the
 //! `content/` name, so the kernel counts who uses a body: removing one
@@ -27,6 +32,7 @@ pub(crate) struct Layout {
     pub(crate) content: PathBuf,
     pub(crate) links: PathBuf,
     pub(crate) tmp: PathBuf,
+    pub(crate) tags: PathBuf,
 }
 
 impl Layout {
@@ -37,6 +43,7 @@ impl Layout {
             content: base.join("content"),
             links: base.join("links"),
             tmp: base.join("tmp"),
+            tags: base.join("tags"),
             base,
         }
     }
@@ -54,6 +61,11 @@ impl Layout {
 
     pub(crate) fn content_path(&self, digest: &str) -> PathBuf {
         self.content.join(digest)
+    }
+
+    /// The directory indexing the entries tagged `tag`.
+    pub(crate) fn tag_dir(&self, tag: &str) -> PathBuf {
+        self.tags.join(key_id(tag))
     }
 
     pub(crate) fn link_path(&self, link: &str) -> PathBuf {
@@ -77,6 +89,18 @@ pub(crate) fn key_id(key: &str) -> String {
     } else {
         format!("sha256-{}", hex(&sha2::Sha256::digest(key.as_bytes())))
     }
+}
+
+/// The key whose id is `id`, when the id is the key's hex (not a hash).
+pub(crate) fn key_of_id(id: &str) -> Option<String> {
+    if !id.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(id.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
 }
 
 /// A new id for an entry's link.
@@ -116,6 +140,11 @@ mod tests {
         let edge = "e".repeat(LONGEST_HEX_KEY);
         assert_eq!(format!("{}.json", key_id(&edge)).len(), 255);
         assert_ne!(key_id(&format!("{edge}a")), key_id(&format!("{edge}b")));
+        assert_eq!(
+            key_of_id(&key_id("GET:/a\nvary")).as_deref(),
+            Some("GET:/a\nvary")
+        );
+        assert_eq!(key_of_id(&id), None);
     }
 
     #[test]

@@ -37,6 +37,7 @@
 //! ROOT/cache-v2/content/<sha256 hex>     one name per distinct body (the dedup index)
 //! ROOT/cache-v2/links/<link-id>          a hard link to the body, one per entry
 //! ROOT/cache-v2/tmp/<pid>-<random>.*     files being written
+//! ROOT/cache-v2/tags/<tag-id>/<key-id>   the tag index: an empty file per tagged entry
 //! ```
 //!
 //! The key id is the hex of the key while that fits a file name, else
@@ -56,6 +57,7 @@
 mod gc;
 mod hot;
 mod layout;
+mod list;
 mod metadata;
 mod read;
 mod remove;
@@ -535,6 +537,7 @@ impl CacheManager for StreamingManager {
                 url: response.url.clone(),
                 policy,
                 expires_at: write::expires_at(&hints),
+                tags: hints.tags.clone().unwrap_or_default(),
             };
             writer.commit(shared, head)?;
             Ok(response)
@@ -577,7 +580,22 @@ impl CacheManager for StreamingManager {
     ) -> Result<bool> {
         let key = cache_key.to_owned();
         let expires_at = write::expires_at(&hints);
-        self.blocking(move |shared| write::update_head(shared, &key, head, policy, expires_at))
+        let tags = hints.tags;
+        self.blocking(move |shared| {
+            write::update_head(shared, &key, head, policy, expires_at, tags)
+        })
+        .await
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        let prefix = prefix.to_owned();
+        self.blocking(move |shared| Ok(Some(list::keys(&shared.layout, &prefix)?)))
+            .await
+    }
+
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        let tag = tag.to_owned();
+        self.blocking(move |shared| Ok(Some(list::tagged(&shared.layout, &tag)?)))
             .await
     }
 }
@@ -649,6 +667,7 @@ impl StreamingCacheManager for StreamingManager {
             url: request_url,
             policy,
             expires_at: write::expires_at(&hints),
+            tags: hints.tags.clone().unwrap_or_default(),
         };
         let tee = stream_put::start(self.shared.clone(), head, body);
         let commit = tee.commit_watch();

@@ -42,6 +42,10 @@ pub(crate) struct CacheMetadata {
     /// eviction takes it first. Absent when no lifetime was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) expires_at: Option<u64>,
+    /// The tags the entry carries (`StoreHints::tags`), each indexed
+    /// under `tags/`. Absent in records written before tags existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) tags: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -46,6 +46,8 @@ pub(crate) struct Head {
     pub(crate) policy: CachePolicy,
     /// Unix seconds after which the entry is worth nothing.
     pub(crate) expires_at: Option<u64>,
+    /// The tags it carries.
+    pub(crate) tags: Vec<String>,
 }
 
 /// Unix seconds now.
@@ -147,6 +149,7 @@ impl BodyWriter {
             policy: head.policy,
             created_at: unix_now(),
             expires_at: head.expires_at,
+            tags: head.tags,
         };
         match commit_metadata(shared, &meta) {
             Ok(()) => Ok(()),
@@ -212,6 +215,7 @@ pub(crate) fn update_head(
     head: Parts,
     policy: CachePolicy,
     expires_at: Option<u64>,
+    tags: Option<Vec<String>>,
 ) -> Result<bool, BoxError> {
     let path = shared.layout.metadata_path(key);
     let Some(current) = read_current(key, &path) else {
@@ -223,6 +227,7 @@ pub(crate) fn update_head(
         headers: head.headers,
         policy,
         expires_at,
+        tags: tags.unwrap_or_else(|| current.tags.clone()),
         ..current
     };
     commit_metadata(shared, &meta)?;
@@ -246,6 +251,10 @@ fn rename_metadata(shared: &Shared, meta: &CacheMetadata) -> Result<(), BoxError
     let layout = &shared.layout;
     let path = layout.metadata_path(&meta.key);
     let previous = read_current(&meta.key, &path);
+    // Indexed before the commit, so that a reader of the index never
+    // misses a committed entry; an entry that fails to commit leaves an
+    // index file the next reader removes.
+    crate::list::index_tags(layout, &meta.key, &meta.tags);
     let tmp = layout.tmp_path("json");
     write_new(&tmp, &meta.encode()?).map_err(|e| CacheError::io("write", &tmp, e))?;
     if let Err(err) = std::fs::rename(&tmp, &path) {

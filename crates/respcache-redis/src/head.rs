@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 /// The first byte of every stored head.
-pub const FORMAT_VERSION: u8 = 1;
+/// Version 2 added the entry's tags; heads of version 1 read as misses.
+pub const FORMAT_VERSION: u8 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Meta {
@@ -23,6 +24,8 @@ pub(crate) struct Meta {
     pub(crate) body_len: u64,
     /// XXH3-64 of the whole body.
     pub(crate) check: u64,
+    /// The tags the entry carries, each indexed in a set.
+    pub(crate) tags: Vec<String>,
 }
 
 /// What a stored head turned out to be.

@@ -53,6 +53,7 @@ mod head;
 mod keys;
 mod read;
 mod scripts;
+mod tags;
 mod write;
 
 use std::time::Duration;
@@ -225,6 +226,7 @@ impl RedisManager {
         parts: &http::response::Parts,
         url: Url,
         policy: CachePolicy,
+        hints: &StoreHints,
     ) -> head::Meta {
         head::Meta {
             key,
@@ -235,6 +237,7 @@ impl RedisManager {
             policy,
             body_len: 0,
             check: 0,
+            tags: hints.tags.clone().unwrap_or_default(),
         }
     }
 }
@@ -270,7 +273,7 @@ impl CacheManager for RedisManager {
         let parts = response.parts()?;
         let ttl = self.ttl(&hints);
         let keys = self.keys(&cache_key);
-        let meta = Self::meta(cache_key, &parts, response.url.clone(), policy);
+        let meta = Self::meta(cache_key, &parts, response.url.clone(), policy, &hints);
         let mut writer =
             write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
         writer.write(&response.body).await?;
@@ -306,11 +309,14 @@ impl CacheManager for RedisManager {
             return Ok(false);
         };
         let ttl = self.ttl(&hints);
+        let tags = hints.tags.unwrap_or_else(|| current.meta.tags.clone());
+        tags::index(&mut con, &keys, cache_key, &tags, ttl).await?;
         let meta = head::Meta {
             status: head.status.as_u16(),
             version: head.version.into(),
             headers: head.headers,
             policy,
+            tags,
             ..current.meta
         };
         let mut script = scripts::UPDATE_HEAD.key(&keys.head);
@@ -324,6 +330,22 @@ impl CacheManager for RedisManager {
             .invoke_async(&mut con)
             .await?;
         Ok(updated == 1)
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        let mut con = self.con.clone();
+        Ok(Some(
+            tags::keys(&mut con, &self.options.prefix, prefix).await?,
+        ))
+    }
+
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        let mut con = self.con.clone();
+        let set = keys::tag_set(&self.options.prefix, tag);
+        let prefix = &self.options.prefix;
+        Ok(Some(
+            tags::tagged(&mut con, &set, tag, |key| keys::EntryKeys::new(prefix, key)).await?,
+        ))
     }
 }
 
@@ -410,7 +432,7 @@ impl StreamingCacheManager for RedisManager {
         }
         let ttl = self.ttl(&hints);
         let keys = self.keys(&cache_key);
-        let meta = Self::meta(cache_key, &parts, request_url, policy);
+        let meta = Self::meta(cache_key, &parts, request_url, policy, &hints);
         let writer = write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
         let (tee, events) = respcache_core::tee(body, IN_FLIGHT);
         let commit = tee.commit_watch();

@@ -113,3 +113,19 @@ return 1
 "#,
     )
 });
+
+/// Adds a cache key to a tag's set and makes the set live at least as
+/// long as the entry.
+///
+/// KEYS[1] the tag's set; ARGV: cache key, ttl seconds.
+pub(crate) static TAG: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('TTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"#,
+    )
+});

@@ -101,6 +101,10 @@ impl ChunkWriter {
         meta.body_len = self.len;
         meta.check = self.check.finish();
         let encoded = meta.encode()?;
+        // Indexed before the commit, so that a reader of the index never
+        // misses a committed entry; an entry that fails to commit leaves a
+        // member the next reader removes.
+        crate::tags::index(&mut self.con, &self.keys, &meta.key, &meta.tags, self.ttl).await?;
         // The script must be given the old generation's chunks by name.
         let (old_generation, old_chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
             .arg(&self.keys.head)

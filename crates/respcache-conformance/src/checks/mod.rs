@@ -5,6 +5,7 @@ mod concurrency;
 mod integrity;
 mod isolation;
 mod keys;
+mod listing;
 mod memory;
 mod process;
 mod round_trip;
@@ -15,6 +16,7 @@ pub use concurrency::*;
 pub use integrity::*;
 pub use isolation::*;
 pub use keys::*;
+pub use listing::*;
 pub use memory::*;
 pub use process::*;
 pub use round_trip::*;
@@ -96,6 +98,8 @@ catalogue! {
         managers_on_one_location_agree => [Restart],
         deleted_entries_release_their_storage => [Storage],
         overwrites_do_not_accumulate_storage => [Storage],
+        keys_lists_every_stored_key_by_prefix => [Listing],
+        tagged_lists_the_entries_that_carry_the_tag => [Tags],
         all_or_nothing_after_sigkill => [CrashAtomicity],
         two_processes_share_one_location => [SharedLocation];
     Streaming:

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 use respcache_cacache::CACacheManager;
 use respcache_conformance::{Capabilities, Damage, Harness, bytes_below, damage_file};
-use respcache_core::{BoxError, CacheManager, CachePolicy, HttpResponse, HttpVersion, Result};
+use respcache_core::{
+    BoxError, CacheManager, CachePolicy, HttpResponse, HttpVersion, Result, StoreHints,
+};
 use sha2::Digest;
 
 /// Where a broken manager keeps its entries: a cacache directory, and the
@@ -19,9 +21,38 @@ use sha2::Digest;
 pub struct Store {
     root: PathBuf,
     cacache: CACacheManager,
+    /// Tag → every key ever stored with it: an index that is never
+    /// cleaned, as an append-only one would be.
+    tag_index: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Key → the tags its current entry carries.
+    carried: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Store {
+    /// Records the tags of the entry now stored under `key`.
+    fn set_tags(&self, key: &str, tags: Vec<String>) {
+        let mut index = self.tag_index.lock().unwrap();
+        for tag in &tags {
+            index.entry(tag.clone()).or_default().insert(key.to_owned());
+        }
+        self.carried
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), tags.into_iter().collect());
+    }
+
+    /// Every key the index names for `tag`, whatever its entry carries now.
+    fn indexed(&self, tag: &str) -> Vec<String> {
+        let index = self.tag_index.lock().unwrap();
+        index.get(tag).into_iter().flatten().cloned().collect()
+    }
+
+    /// Whether the current entry of `key` carries `tag`.
+    fn carries(&self, key: &str, tag: &str) -> bool {
+        let carried = self.carried.lock().unwrap();
+        carried.get(key).is_some_and(|tags| tags.contains(tag))
+    }
+
     /// A file of this manager's own for `key` in `dir` below the root.
     fn file_for(&self, dir: &str, key: &str) -> PathBuf {
         let digest = sha2::Sha256::digest(key.as_bytes());
@@ -62,6 +93,17 @@ pub trait Defect: Send + Sync + Sized + 'static {
 
     async fn delete(&self, s: &Store, key: &str) -> Result<()> {
         s.cacache.delete(key).await
+    }
+
+    async fn keys(&self, s: &Store, prefix: &str) -> Result<Option<Vec<String>>> {
+        s.cacache.keys(prefix).await
+    }
+
+    async fn tagged(&self, s: &Store, tag: &str) -> Result<Option<Vec<String>>> {
+        let keys = s.indexed(tag);
+        Ok(Some(
+            keys.into_iter().filter(|key| s.carries(key, tag)).collect(),
+        ))
     }
 
     /// The file `damage` must change, where the defect keeps a body or a
@@ -1045,6 +1087,8 @@ impl<D: Defect> Broken<D> {
             store: Store {
                 cacache: CACacheManager::new(root.clone(), D::remove_fully()),
                 root,
+                tag_index: Mutex::default(),
+                carried: Mutex::default(),
             },
         }
     }
@@ -1062,11 +1106,76 @@ impl<D: Defect> CacheManager for Broken<D> {
         response: HttpResponse,
         policy: CachePolicy,
     ) -> Result<HttpResponse> {
+        self.store.set_tags(&key, Vec::new());
+        self.defect.put(&self.store, key, response, policy).await
+    }
+
+    async fn put_with(
+        &self,
+        key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+        hints: StoreHints,
+    ) -> Result<HttpResponse> {
+        self.store
+            .set_tags(&key, hints.tags.clone().unwrap_or_default());
         self.defect.put(&self.store, key, response, policy).await
     }
 
     async fn delete(&self, key: &str) -> Result<()> {
+        self.store.carried.lock().unwrap().remove(key);
         self.defect.delete(&self.store, key).await
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        self.defect.keys(&self.store, prefix).await
+    }
+
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        self.defect.tagged(&self.store, tag).await
+    }
+}
+
+/// `keys` answers from a log of every key ever stored, as an append-only
+/// key index would, so deleted keys are still listed.
+pub struct ListsDeletedKeys(Mutex<BTreeSet<String>>);
+#[async_trait::async_trait]
+impl Defect for ListsDeletedKeys {
+    fn open(_: &Path) -> Self {
+        Self(Mutex::default())
+    }
+    async fn put(
+        &self,
+        s: &Store,
+        key: String,
+        response: HttpResponse,
+        policy: CachePolicy,
+    ) -> Result<HttpResponse> {
+        self.0.lock().unwrap().insert(key.clone());
+        s.cacache.put(key, response, policy).await
+    }
+    async fn keys(&self, _s: &Store, prefix: &str) -> Result<Option<Vec<String>>> {
+        let log = self.0.lock().unwrap();
+        Ok(Some(
+            log.iter()
+                .filter(|key| key.starts_with(prefix))
+                .cloned()
+                .collect(),
+        ))
+    }
+}
+
+/// `tagged` answers from the tag index without checking what each entry
+/// carries now, so an entry replaced without the tag, or deleted, is
+/// still listed.
+pub struct TagIndexNeverForgets;
+#[async_trait::async_trait]
+impl Defect for TagIndexNeverForgets {
+    fn open(_: &Path) -> Self {
+        Self
+    }
+    async fn tagged(&self, s: &Store, tag: &str) -> Result<Option<Vec<String>>> {
+        Ok(Some(s.indexed(tag)))
     }
 }
 

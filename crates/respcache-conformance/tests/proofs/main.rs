@@ -171,6 +171,12 @@ proofs! {
         always_declines_update_head: Streamed<AlwaysDeclinesUpdateHead>, against StreamControl => UpdateHead;
         update_head_keeps_the_old_policy: Streamed<UpdateHeadKeepsTheOldPolicy>, against StreamControl => UpdateHead;
     }
+    keys_lists_every_stored_key_by_prefix {
+        lists_deleted_keys: Wrapped<ListsDeletedKeys>, against Control => Listing;
+    }
+    tagged_lists_the_entries_that_carry_the_tag {
+        tag_index_never_forgets: Wrapped<TagIndexNeverForgets>, against Control => Tags;
+    }
     delete_removes_the_entry {
         ignores_delete: Wrapped<IgnoresDelete>, against Control => Delete;
     }
