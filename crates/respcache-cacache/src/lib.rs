@@ -32,10 +32,25 @@
 //! that two keys never share one content file: deleting one key's content
 //! can never take another key's away. An entry with another prefix is
 //! treated as a miss and dropped.
+//!
+//! # In memory
+//!
+//! Entries of at most 64 KiB that this process has read are kept decoded
+//! in memory (up to [`Builder::hot_body_bytes`], 8 MiB by default), with
+//! the version of their index bucket. cacache checked the body when it
+//! was read; a later hit is served from memory while the entry's index
+//! bucket is unchanged, which one small read of the bucket confirms. A
+//! bucket names its content's digest, so every manager and process on the
+//! directory agrees at once. [`Builder::recheck_interval`] trades that
+//! for hits without any system call: another process's writes are then
+//! seen within the interval.
 
+mod hot;
 mod store;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use respcache_core::{BoxError, CacheError, CacheManager, CachePolicy, HttpResponse, Result};
 
@@ -48,7 +63,14 @@ pub struct CACacheManager {
     pub path: PathBuf,
     /// How entries are removed; see [`CACacheManager::new`].
     pub remove_opts: cacache::RemoveOpts,
+    hot: Arc<hot::Hot>,
 }
+
+/// The default of [`Builder::hot_body_bytes`].
+pub const DEFAULT_HOT_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// The default of [`Builder::recheck_interval`].
+pub const DEFAULT_RECHECK_INTERVAL: Duration = Duration::ZERO;
 
 impl CACacheManager {
     /// A manager on the cache directory `path` (created on first write).
@@ -57,10 +79,7 @@ impl CACacheManager {
     /// content from disk; without it, deletion only appends a tombstone to
     /// the index and the content stays until [`CACacheManager::clear`].
     pub fn new(path: impl Into<PathBuf>, remove_fully: bool) -> Self {
-        Self {
-            path: path.into(),
-            remove_opts: cacache::RemoveOpts::new().remove_fully(remove_fully),
-        }
+        Self::builder(path).remove_fully(remove_fully).build()
     }
 
     /// Options for a manager on the cache directory `path`, the shape
@@ -79,11 +98,14 @@ impl CACacheManager {
         Builder {
             path: path.into(),
             remove_fully: true,
+            hot_body_bytes: DEFAULT_HOT_BODY_BYTES,
+            recheck_interval: DEFAULT_RECHECK_INTERVAL,
         }
     }
 
     /// Removes every entry.
     pub async fn clear(&self) -> Result<()> {
+        self.hot.forget_all();
         match cacache::clear(&self.path).await {
             Ok(()) => Ok(()),
             Err(cacache::Error::IoError(err, _)) if err.kind() == std::io::ErrorKind::NotFound => {
@@ -121,6 +143,8 @@ impl CACacheManager {
 pub struct Builder {
     path: PathBuf,
     remove_fully: bool,
+    hot_body_bytes: usize,
+    recheck_interval: Duration,
 }
 
 impl Builder {
@@ -132,9 +156,30 @@ impl Builder {
         self
     }
 
+    /// How many bytes of small bodies (64 KiB at most each) this process
+    /// keeps in memory, decoded, to serve hits without reading the cache
+    /// (default [`DEFAULT_HOT_BODY_BYTES`], 8 MiB). 0 turns it off.
+    pub fn hot_body_bytes(mut self, bytes: usize) -> Self {
+        self.hot_body_bytes = bytes;
+        self
+    }
+
+    /// How long an entry kept in memory is served before its index bucket
+    /// is checked again for another manager's or process's write or
+    /// delete (default [`DEFAULT_RECHECK_INTERVAL`], zero: on every hit,
+    /// with one small read).
+    pub fn recheck_interval(mut self, interval: Duration) -> Self {
+        self.recheck_interval = interval;
+        self
+    }
+
     /// The manager.
     pub fn build(self) -> CACacheManager {
-        CACacheManager::new(self.path, self.remove_fully)
+        CACacheManager {
+            path: self.path,
+            remove_opts: cacache::RemoveOpts::new().remove_fully(self.remove_fully),
+            hot: Arc::new(hot::Hot::new(self.hot_body_bytes, self.recheck_interval)),
+        }
     }
 }
 
@@ -157,9 +202,30 @@ fn wrap(err: cacache::Error, op: &'static str, path: &Path) -> BoxError {
 #[async_trait::async_trait]
 impl CacheManager for CACacheManager {
     async fn get(&self, cache_key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
+        if let Some(found) = self.hot.find(cache_key) {
+            return Ok(Some(found));
+        }
+        // One small read of the bucket, on this thread: a kept entry whose
+        // bucket is unchanged needs nothing more.
+        let since = self.hot.since();
+        let stamp = hot::Stamp::of(&store::bucket_path(&self.path, cache_key));
+        if let Some(found) = stamp
+            .as_ref()
+            .and_then(|stamp| self.hot.confirm(cache_key, stamp))
+        {
+            return Ok(Some(found));
+        }
         let path = self.path.clone();
         let key = cache_key.to_owned();
-        let read = tokio::task::spawn_blocking(move || store::read(&path, &key)).await?;
+        let hot = self.hot.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let found = store::read(&path, &key)?;
+            if let (Some((response, policy)), Some(stamp)) = (&found, stamp) {
+                hot.keep(&key, stamp, since, response, policy);
+            }
+            Ok(found)
+        })
+        .await?;
         match read {
             Ok(found) => Ok(found),
             Err(store::ReadError::Damaged(err)) => {
@@ -182,15 +248,20 @@ impl CacheManager for CACacheManager {
         policy: CachePolicy,
     ) -> Result<HttpResponse> {
         let path = self.path.clone();
+        let hot = self.hot.clone();
         tokio::task::spawn_blocking(move || {
-            store::write(&path, &cache_key, &response, &policy)?;
+            let written = store::write(&path, &cache_key, &response, &policy);
+            hot.forget(&cache_key);
+            written?;
             Ok(response)
         })
         .await?
     }
 
     async fn delete(&self, cache_key: &str) -> Result<()> {
-        match self.remove_opts.clone().remove(&self.path, cache_key).await {
+        let removed = self.remove_opts.clone().remove(&self.path, cache_key).await;
+        self.hot.forget(cache_key);
+        match removed {
             Ok(()) => Ok(()),
             // Nothing indexed, or (with `remove_fully`) content already gone:
             // cacache stops before the bucket then, so finish the job.
@@ -235,6 +306,8 @@ impl CACacheManager {
     async fn delete_entry(&self, cache_key: &str) -> Result<()> {
         let path = self.path.clone();
         let key = cache_key.to_owned();
-        tokio::task::spawn_blocking(move || store::remove(&path, &key)).await?
+        let removed = tokio::task::spawn_blocking(move || store::remove(&path, &key)).await?;
+        self.hot.forget(cache_key);
+        removed
     }
 }
