@@ -148,6 +148,7 @@ mod tests {
                 "respcache-memory",
                 "respcache-proxy",
                 "respcache-redis",
+                "respcache-tiered",
             ]
         );
     }
