@@ -23,6 +23,8 @@ const SUBJECTS: &[&str] = &[
     "fs-stream",
     "peer-streaming",
     "redis",
+    "memory",
+    "tiered",
     "floor",
 ];
 
@@ -217,6 +219,34 @@ fn report(medians: &Medians, streaming: &Value, quick: bool) -> String {
         }
         let _ = writeln!(out);
     }
+    let _ = writeln!(
+        out,
+        "## memory and tiered\n\n`memory` is MemoryManager through the buffered API; `tiered` is memory \
+         in front of fs through the streaming API, so its hit is a memory hit to set beside `fs-stream`'s.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| size | memory put | memory hit | fs hit | memory/fs hit | tiered hit | fs-stream hit | tiered/fs-stream hit |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for p in parameters(medians, "get_hit") {
+        let cell = |g: &str, s: &str| get(g, s, &p).map_or("-".into(), time);
+        let _ = writeln!(
+            out,
+            "| {p} | {} | {} | {} | {} | {} | {} | {} |",
+            cell("put", "memory"),
+            cell("get_hit", "memory"),
+            cell("get_hit", "fs"),
+            ratio(get("get_hit", "memory", &p), get("get_hit", "fs", &p)),
+            cell("get_hit", "tiered"),
+            cell("get_hit", "fs-stream"),
+            ratio(
+                get("get_hit", "tiered", &p),
+                get("get_hit", "fs-stream", &p)
+            ),
+        );
+    }
+    let _ = writeln!(out);
     let ops = |s: &str, p: &str| get("concurrent_hits", s, p).map(|ns| 256.0 / (ns / 1e9));
     let _ = writeln!(
         out,

@@ -1,6 +1,6 @@
-//! `cargo xtask ci`: format, lints, tests, docs, the guide, benches
-//! compiled, and the conformance table, after installing the programs the
-//! tests need. The README's test command, and all that `.ci/run` calls.
+//! `cargo xtask ci`: format, lints, tests, the outside backend, docs, the
+//! guide, benches compiled, and the conformance table, after installing the
+//! programs the tests need. The README's test command, and all that `.ci/run` calls.
 
 use crate::{TaskResult, cargo, conformance, guide, run_step, tools};
 
@@ -34,6 +34,7 @@ pub fn run() -> TaskResult {
         "docs",
         cargo(&["doc", "--workspace", "--no-deps"]).env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    outside_backend()?;
     guide::build_and_check(&mdbook.path, &crate::target_dir().join("guide"))?;
     package_published_crates()?;
     // Benchmarks are compiled so they cannot rot, never run in CI.
@@ -44,6 +45,26 @@ pub fn run() -> TaskResult {
     conformance::run(&[])?;
     println!("\nci: all steps passed");
     Ok(())
+}
+
+/// The backend in `examples/outside-backend`, its own workspace as a
+/// crate outside the repository would be: its conformance suite, run with
+/// its own lock file, in the workspace's target directory so that shared
+/// dependencies build once.
+fn outside_backend() -> TaskResult {
+    let target = crate::target_dir();
+    let target = target.to_str().ok_or("the target directory is not UTF-8")?;
+    run_step(
+        "outside backend: examples/outside-backend",
+        &mut cargo(&[
+            "test",
+            "--manifest-path",
+            "examples/outside-backend/Cargo.toml",
+            "--locked",
+            "--target-dir",
+            target,
+        ]),
+    )
 }
 
 /// `cargo tree -p respcache-core -e normal` names none of [`FORBIDDEN_IN_CORE`].
@@ -148,6 +169,7 @@ mod tests {
                 "respcache-memory",
                 "respcache-proxy",
                 "respcache-redis",
+                "respcache-tiered",
             ]
         );
     }

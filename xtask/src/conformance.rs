@@ -16,6 +16,7 @@ const BACKENDS: &[(&str, &str)] = &[
     ("fs", "respcache-fs"),
     ("redis", "respcache-redis"),
     ("memory", "respcache-memory"),
+    ("tiered", "respcache-tiered"),
 ];
 
 /// The ignored helper tests that checks start as child processes.

@@ -299,6 +299,19 @@ pub async fn subjects(dir: &Path) -> Subjects {
         }),
         Arc::new(PeerStreaming(peer_streaming)),
         Arc::new(Ours {
+            name: "memory",
+            manager: memory(),
+        }),
+        // Memory in front of fs, read through the streaming API: a hit
+        // comes from memory, to set beside `fs-stream`'s.
+        Arc::new(OursStreaming {
+            name: "tiered",
+            manager: respcache_tiered::TieredManager::new(
+                memory(),
+                respcache_fs::StreamingManager::new(mkdir(dir, "tiered")),
+            ),
+        }),
+        Arc::new(Ours {
             name: "redis",
             manager: redis_manager,
         }),
@@ -307,6 +320,13 @@ pub async fn subjects(dir: &Path) -> Subjects {
         }),
     ];
     Subjects { all, _redis: redis }
+}
+
+/// Room for every body size the benches use, several times over.
+fn memory() -> respcache_memory::MemoryManager {
+    respcache_memory::MemoryManager::builder(1 << 30)
+        .max_body_size(32 << 20)
+        .build()
 }
 
 fn mkdir(dir: &Path, name: &str) -> PathBuf {

@@ -68,6 +68,9 @@ pub use tee::{CommitWatch, TeeBody, TeeEvent, TeeWriter, tee};
 
 /// Re-exported so that implementors use the same `async_trait`.
 pub use async_trait::async_trait;
+/// Re-exported so that a backend can name the `http` types of the traits
+/// (`http::response::Parts` in `update_head`) with no dependency of its own.
+pub use http;
 /// Re-exported so that backends and users name one `http-cache-semantics`.
 pub use http_cache_semantics;
 /// The policy stored beside each response: `http-cache-semantics`'
