@@ -97,7 +97,9 @@ pub use body::{CacheBody, boxed, empty, full};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use directives::{is_upgrade, remove_hop_by_hop};
 pub use engine::HttpCache;
-pub use layer::{CacheLayer, CacheService};
+pub use layer::{
+    CacheLayer, CacheService, InfallibleCacheLayer, InfallibleCacheService, InfallibleFuture,
+};
 pub use metrics::MetricsSnapshot;
 pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
