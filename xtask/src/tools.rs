@@ -48,13 +48,14 @@ pub fn version(program: &Path) -> Option<String> {
     })
 }
 
-/// `redis-server`, installed with `apt-get` (as root, or with a `sudo`
-/// that needs no password) when it is missing. The system service the
+/// `redis-server` and `redis-cli` (which the test cluster is joined
+/// with), installed with `apt-get` (as root, or with a `sudo` that needs
+/// no password) when either is missing. The system service the
 /// package may start is stopped and disabled: the tests start their own
 /// servers, on free ports.
 pub fn redis_server() -> Result<Found, String> {
     let program = PathBuf::from("redis-server");
-    if version(&program).is_some() {
+    if version(&program).is_some() && version(Path::new("redis-cli")).is_some() {
         return Ok(Found {
             path: program,
             installed_with: None,
@@ -116,17 +117,19 @@ pub fn redis_server() -> Result<Found, String> {
         "-qq",
         "--no-install-recommends",
         "redis-server",
+        "redis-tools",
     ])?;
     stop_system_service(sudo);
-    if version(&program).is_none() {
+    if version(&program).is_none() || version(Path::new("redis-cli")).is_none() {
         return Err(format!(
-            "apt-get installed redis-server, but `redis-server --version` does not run. {manual}"
+            "apt-get installed redis-server and redis-tools, but `redis-server --version` or \
+             `redis-cli --version` does not run. {manual}"
         ));
     }
     Ok(Found {
         path: program,
         installed_with: Some(format!(
-            "{}apt-get install redis-server",
+            "{}apt-get install redis-server redis-tools",
             sudo.map_or("", |_| "sudo ")
         )),
     })
@@ -205,12 +208,13 @@ fn stop_system_service(sudo: Option<&str>) {
 /// conformance`, `bench`): fails with the command to run where
 /// `redis-server` is missing.
 pub fn require_redis_server(task: &str) -> Result<(), String> {
-    if version(Path::new("redis-server")).is_some() {
+    if version(Path::new("redis-server")).is_some() && version(Path::new("redis-cli")).is_some() {
         return Ok(());
     }
     Err(format!(
-        "redis-server is not installed, and `cargo xtask {task}` runs the Redis backend \
-         against a real one. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
+        "redis-server or redis-cli is not installed, and `cargo xtask {task}` runs the Redis \
+         backend against a real server and cluster. Install them (Debian/Ubuntu: \
+         `sudo apt-get install redis-server redis-tools`; \
          `cargo xtask ci` installs it when it may) and run again."
     ))
 }
