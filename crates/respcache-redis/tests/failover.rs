@@ -54,10 +54,9 @@ async fn read(manager: &RedisManager, i: u32, tally: &Tally) {
     match manager.get_stream(&key(i)).await {
         Err(_) => Tally::add(&tally.read_errors),
         Ok(None) => Tally::add(&tally.misses),
-        Ok(Some((response, _))) => match response.into_body().collect().await {
+        Ok(Some((response, _))) => match slowly(response.into_body()).await {
             Err(_) => Tally::add(&tally.read_errors),
-            Ok(collected) => {
-                let got = collected.to_bytes();
+            Ok(got) => {
                 let want = body(i);
                 assert_eq!(got.len(), want.len(), "a hit on {i} served short or long");
                 assert!(got == want, "a hit on {i} served wrong bytes");
@@ -65,6 +64,22 @@ async fn read(manager: &RedisManager, i: u32, tally: &Tally) {
             }
         },
     }
+}
+
+/// Reads `body` a frame at a time with a pause between frames, as a slow
+/// client would, so that streams are open when Redis goes away.
+async fn slowly(
+    body: respcache_core::StreamingBody,
+) -> Result<Bytes, respcache_core::StreamingError> {
+    let mut body = std::pin::pin!(body);
+    let mut got = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            got.extend_from_slice(&data);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(got.freeze())
 }
 
 /// One streamed write of key `i`: its caller gets the whole body.
