@@ -9,14 +9,16 @@ use respcache_conformance::{NOT_APPLICABLE_MARKER, PROOF_MARKER};
 
 use crate::{TaskResult, cargo};
 
-/// Each backend: its column title and the crate whose `conformance` test
-/// runs the suite.
-const BACKENDS: &[(&str, &str)] = &[
-    ("cacache", "respcache-cacache"),
-    ("fs", "respcache-fs"),
-    ("redis", "respcache-redis"),
-    ("memory", "respcache-memory"),
-    ("tiered", "respcache-tiered"),
+/// Each backend: its column title, the crate and the test binary that run
+/// the suite.
+const BACKENDS: &[(&str, &str, &str)] = &[
+    ("cacache", "respcache-cacache", "conformance"),
+    ("fs", "respcache-fs", "conformance"),
+    ("redis", "respcache-redis", "conformance"),
+    // Six redis-server processes, started once by the test binary.
+    ("redis-cluster", "respcache-redis", "conformance_cluster"),
+    ("memory", "respcache-memory", "conformance"),
+    ("tiered", "respcache-tiered", "conformance"),
 ];
 
 /// The ignored helper tests that checks start as child processes.
@@ -62,9 +64,9 @@ fn table() -> TaskResult {
     crate::tools::require_redis_server("conformance")?;
     let mut results: Vec<BTreeMap<String, Outcome>> = Vec::new();
     let mut problems = Vec::new();
-    for (title, package) in BACKENDS {
+    for (title, package, test) in BACKENDS {
         println!("\n== conformance: {title}");
-        let target = ["test", "--package", package, "--test", "conformance"];
+        let target = ["test", "--package", package, "--test", test];
         let listed = cargo(&[&target[..], &["--", "--list"]].concat())
             .output()
             .map_err(|e| format!("could not list the {title} suite: {e}"))?;
@@ -103,20 +105,23 @@ fn table() -> TaskResult {
     }
     let width = rows.iter().map(String::len).max().unwrap_or(5);
     print!("\n{:width$}", "check");
-    for (title, _) in BACKENDS {
-        print!(" | {title:^8}");
+    let cell_width = |title: &str| title.len().max(8);
+    for (title, _, _) in BACKENDS {
+        print!(" | {title:^w$}", w = cell_width(title));
     }
     println!();
-    println!("{}", "-".repeat(width + BACKENDS.len() * 11));
+    let columns: usize = BACKENDS.iter().map(|(t, _, _)| cell_width(t) + 3).sum();
+    println!("{}", "-".repeat(width + columns));
     let mut failures = 0;
     let mut not_applicable = 0;
     for row in &rows {
         print!("{row:width$}");
-        for outcomes in &results {
+        for ((title, _, _), outcomes) in BACKENDS.iter().zip(&results) {
             let outcome = outcomes.get(row).copied();
             failures += usize::from(outcome.is_some_and(Outcome::is_failure));
             not_applicable += usize::from(outcome.is_none_or(|o| o == Outcome::NotApplicable));
-            print!(" | {:^8}", outcome.map_or("n/a", Outcome::cell));
+            let cell = outcome.map_or("n/a", Outcome::cell);
+            print!(" | {cell:^w$}", w = cell_width(title));
         }
         println!();
     }

@@ -49,17 +49,30 @@ pub fn version(program: &Path) -> Option<String> {
     })
 }
 
-/// `redis-server`, installed with `apt-get` (as root, or with a `sudo`
-/// that needs no password) when it is missing. The system service the
-/// package may start is stopped and disabled: the tests start their own
-/// servers, on free ports.
+/// `redis-server` and `redis-cli` (which joins the test cluster),
+/// installed with `apt-get` (as root, or with a `sudo` that needs no
+/// password) when either is missing. The system service the package may
+/// start is stopped and disabled: the tests start their own servers, on
+/// free ports.
 pub fn redis_server() -> Result<Found, String> {
-    apt_program(&AptProgram {
+    let elsewhere = "Fedora: `sudo dnf install redis`, macOS: `brew install redis`";
+    let server = apt_program(&AptProgram {
         program: "redis-server",
         package: "redis-server",
         service: Some("redis-server"),
-        elsewhere: "Fedora: `sudo dnf install redis`, macOS: `brew install redis`",
+        elsewhere,
         task: "ci",
+    })?;
+    let cli = apt_program(&AptProgram {
+        program: "redis-cli",
+        package: "redis-tools",
+        service: None,
+        elsewhere,
+        task: "ci",
+    })?;
+    Ok(Found {
+        installed_with: server.installed_with.or(cli.installed_with),
+        ..server
     })
 }
 

@@ -49,6 +49,7 @@
 //! while the server is away, operations fail fast with clear errors (an
 //! engine then goes to the origin) and the manager reconnects by itself.
 
+mod connection;
 mod head;
 mod keys;
 mod read;
@@ -59,7 +60,6 @@ mod write;
 use std::time::Duration;
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use respcache_core::{
     CacheError, CacheManager, CachePolicy, HttpResponse, Result, StoreHints, StreamingBody,
     StreamingCacheManager, StreamingError,
@@ -68,8 +68,8 @@ use url::Url;
 
 pub use head::FORMAT_VERSION;
 
-/// The connection every operation goes through.
-pub(crate) type Con = ConnectionManager;
+pub(crate) use connection::Con;
+use connection::Target;
 
 /// Frames in flight between a streaming put's caller and its writer task.
 const IN_FLIGHT: usize = 8;
@@ -77,7 +77,7 @@ const IN_FLIGHT: usize = 8;
 /// Caches responses in Redis; see the crate docs.
 #[derive(Clone)]
 pub struct RedisManager {
-    con: ConnectionManager,
+    con: Con,
     options: Options,
 }
 
@@ -102,7 +102,8 @@ struct Options {
 /// Options for a [`RedisManager`], from [`RedisManager::builder`].
 #[derive(Debug, Clone)]
 pub struct Builder {
-    url: String,
+    target: std::result::Result<Target, String>,
+    root_certificate: Option<Vec<u8>>,
     options: Options,
 }
 
@@ -152,18 +153,27 @@ impl Builder {
         self
     }
 
+    /// Trusts the certificate authority in `pem` (PEM, one or more
+    /// certificates) instead of the system's roots for `rediss://`
+    /// connections: for servers with a private CA.
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificate = Some(pem.into());
+        self
+    }
+
     /// The manager. It connects on first use and reconnects by itself.
     pub fn build(self) -> Result<RedisManager> {
         if self.options.prefix.contains(['{', '}']) {
             return Err("a RedisManager prefix may not contain `{` or `}`".into());
         }
-        let client = redis::Client::open(self.url.as_str())?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.options.timeout))
-            .set_response_timeout(Some(self.options.timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let con = ConnectionManager::new_lazy_with_config(client, config)?;
+        let target = self.target?;
+        let con = Con::open(
+            &target,
+            connection::Settings {
+                timeout: self.options.timeout,
+                root_certificate: self.root_certificate.as_deref(),
+            },
+        )?;
         Ok(RedisManager {
             con,
             options: self.options,
@@ -172,10 +182,33 @@ impl Builder {
 }
 
 impl RedisManager {
-    /// Options for a manager on the server at `url` (`redis://host:port/db`).
+    /// Options for a manager on the server at `url`: `redis://host:port/db`,
+    /// `rediss://` for TLS, or a Redis Cluster's seed nodes as
+    /// `redis+cluster://host1:port1,host2:port2/` (`rediss+cluster://` for
+    /// TLS; user and password, if any, before the first host).
     pub fn builder(url: impl Into<String>) -> Builder {
+        let url = url.into();
+        Self::builder_for(Target::parse(&url).map_err(|err| err.to_string()))
+    }
+
+    /// Options for a manager on the Redis Cluster that `seeds` belong to
+    /// (`redis://host:port` or `rediss://host:port` each; any one that
+    /// answers is enough). The cluster client follows MOVED and ASK
+    /// redirections and topology changes.
+    pub fn cluster_builder<S: Into<String>>(seeds: impl IntoIterator<Item = S>) -> Builder {
+        let seeds: Vec<String> = seeds.into_iter().map(Into::into).collect();
+        let target = if seeds.is_empty() {
+            Err("a Redis Cluster needs at least one seed node".to_owned())
+        } else {
+            Ok(Target::Cluster(seeds))
+        };
+        Self::builder_for(target)
+    }
+
+    fn builder_for(target: std::result::Result<Target, String>) -> Builder {
         Builder {
-            url: url.into(),
+            target,
+            root_certificate: None,
             options: Options {
                 prefix: "respcache".into(),
                 chunk_size: 256 * 1024,

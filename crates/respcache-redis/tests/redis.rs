@@ -349,3 +349,41 @@ async fn a_304_head_update_keeps_the_chunks_and_renews_every_ttl() {
             .unwrap()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rediss_works_with_the_servers_authority_and_refuses_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = respcache_testkit::RedisServer::start_tls(dir.path());
+    let url = server.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let manager = RedisManager::builder(&url)
+        .tls_root_certificate(server.ca_pem().unwrap())
+        .chunk_size(64 * 1024)
+        .build()
+        .unwrap();
+    put(&manager, "k", fixtures::generated(1, 1, 300_000)).await;
+    let (hit, _) = manager.get("k").await.unwrap().expect("a hit over TLS");
+    assert_eq!(fixtures::verify_generated(1, &hit), Ok(1));
+    let (streamed, _) = manager.get_stream("k").await.unwrap().unwrap();
+    let body = streamed.into_body().collect().await.unwrap().to_bytes();
+    assert!(body == hit.body, "the streamed body over TLS differs");
+
+    // The system's roots do not know the test's authority.
+    let untrusting = RedisManager::builder(&url)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert!(
+        untrusting.get("k").await.is_err(),
+        "an unknown authority was trusted"
+    );
+    // And the port speaks nothing but TLS.
+    let plain = RedisManager::builder(url.replace("rediss://", "redis://"))
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    assert!(
+        plain.get("k").await.is_err(),
+        "the server answered plain text"
+    );
+}

@@ -26,12 +26,14 @@
 //! ```
 
 mod body;
+mod cluster;
 mod gate;
 mod origin;
 mod ports;
 mod redis;
 
 pub use body::{Body, channel, full, pattern, stream, trickle};
+pub use cluster::RedisCluster;
 pub use gate::Gate;
 pub use origin::{Origin, Seen};
 pub use ports::{free_port, free_ports};

@@ -50,6 +50,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
+    /// The certificate authority's PEM when the server speaks only TLS.
+    ca: Option<String>,
 }
 
 impl RedisServer {
@@ -66,9 +68,38 @@ impl RedisServer {
             child: None,
             port,
             dir: dir.to_path_buf(),
+            ca: None,
         };
         server.launch()?;
         Ok(server)
+    }
+
+    /// A server that speaks only TLS (`--tls-port`), with a certificate
+    /// for `127.0.0.1` and `localhost` issued by a certificate authority
+    /// made for it ([`RedisServer::ca_pem`]); clients need no certificate.
+    #[track_caller]
+    pub fn start_tls(dir: &Path) -> Self {
+        let ca = match write_certificates(dir) {
+            Ok(ca) => ca,
+            Err(error) => panic!("could not make test certificates: {error}"),
+        };
+        let port = crate::free_port().port();
+        let mut server = Self {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+            ca: Some(ca),
+        };
+        if let Err(error) = server.launch() {
+            panic!("{}", chain(&error));
+        }
+        server
+    }
+
+    /// The PEM of the authority that issued a [`RedisServer::start_tls`]
+    /// server's certificate.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca.as_deref()
     }
 
     /// [`RedisServer::try_start`] for tests: a server, or a panic whose
@@ -84,9 +115,10 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:PORT/`.
+    /// `redis://127.0.0.1:PORT/`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.ca.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
     }
 
     /// Stops the server (its data is gone: persistence is off).
@@ -105,8 +137,21 @@ impl RedisServer {
 
     fn launch(&mut self) -> Result<(), RedisServerError> {
         let log = self.dir.join("redis-server.log");
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        match self.ca {
+            None => command.args(["--port", &self.port.to_string()]),
+            Some(_) => command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-auth-clients", "no"])
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("server.pem"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.dir.join("ca.pem")),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
@@ -146,6 +191,26 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Writes `ca.pem`, `server.pem` and `server.key` into `dir`: a new
+/// authority and a certificate for 127.0.0.1 it issued. Returns the
+/// authority's PEM.
+fn write_certificates(dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "respcache test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    let key = KeyPair::generate()?;
+    let server = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])?
+        .signed_by(&key, &ca)?;
+    std::fs::write(dir.join("ca.pem"), ca.pem())?;
+    std::fs::write(dir.join("server.pem"), server.pem())?;
+    std::fs::write(dir.join("server.key"), key.serialize_pem())?;
+    Ok(ca.pem())
 }
 
 /// The error and its sources, on one line.
