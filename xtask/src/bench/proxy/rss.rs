@@ -91,7 +91,7 @@ pub fn tree_rss(root: u32) -> u64 {
 #[derive(Debug)]
 pub struct Sampler {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<u64>,
+    thread: Option<JoinHandle<u64>>,
 }
 
 impl Sampler {
@@ -115,13 +115,27 @@ impl Sampler {
                 peak
             }
         });
-        Sampler { stop, thread }
+        Sampler {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// Stops sampling; the highest sum seen, in bytes.
-    pub fn peak(self) -> u64 {
+    pub fn peak(mut self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or(0)
+        self.thread
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Sampler {
+    /// A run interrupted mid-load (Ctrl-C) drops its sampler: the thread
+    /// stops too.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 }
 
