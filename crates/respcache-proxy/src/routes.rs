@@ -202,7 +202,7 @@ impl KeyRule {
                 .iter()
                 .map(HeaderValue::as_bytes)
                 .collect();
-            let value = String::from_utf8_lossy(&values.join(&b", "[..])).into_owned();
+            let value = escape(&values.join(&b", "[..]));
             push_part(
                 &mut out,
                 "h",
@@ -211,11 +211,27 @@ impl KeyRule {
             );
         }
         for name in &self.cookies {
-            let value = cookie(&parts.headers, name);
+            let value = cookie(&parts.headers, name).map(|v| escape(v.as_bytes()));
             push_part(&mut out, "c", name, value.as_ref());
         }
         out
     }
+}
+
+/// `bytes` as text, one to one: visible ASCII and space as they are,
+/// every other byte (and `%`) as `%XX`. A lossy conversion would give two
+/// different values one key, and one client another's response.
+fn escape(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut text = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if (b == b' ' || b.is_ascii_graphic()) && b != b'%' {
+            text.push(char::from(b));
+        } else {
+            let _ = write!(text, "%{b:02X}");
+        }
+    }
+    text
 }
 
 fn push_part(out: &mut String, kind: &str, name: &str, value: Option<&String>) {
@@ -434,6 +450,15 @@ mod tests {
         assert_ne!(en, de);
         assert_ne!(en, none);
         assert!(en.ends_with(" h:accept-language:2:en c:lang:2:fr"), "{en}");
+        // Bytes that are not UTF-8 keep their identity.
+        let mut request = parts("/", &[]);
+        let mut keys = std::collections::HashSet::new();
+        for value in [&b"\xff"[..], &b"\xfe"[..], &b"%FF"[..]] {
+            let value = HeaderValue::from_bytes(value).unwrap();
+            request.headers.insert("accept-language", value);
+            keys.insert(rule.apply(respcache_http::default_key(&request), &request));
+        }
+        assert_eq!(keys.len(), 3, "{keys:?}");
         // A value that spells the rest of another key is still its own.
         let forged = key_of(&rule, "/", &[("accept-language", "en c:lang:2:fr")]);
         assert_ne!(forged, en);
