@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
 use respcache_core::BoxError;
 
+use crate::connection::Con;
 use crate::head::{Decoded, Meta};
 use crate::keys::{EntryKeys, head_pattern};
 use crate::scripts::TAG;
@@ -14,7 +14,7 @@ const SCAN_COUNT: usize = 1000;
 
 /// Adds `key` to the set of each of `tags`, living at least `ttl`.
 pub(crate) async fn index(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     keys: &EntryKeys,
     key: &str,
     tags: &[String],
@@ -34,7 +34,7 @@ pub(crate) async fn index(
 /// Every stored key of the manager's `prefix` starting with `starts`:
 /// a `SCAN` over the heads, each head's key read from its metadata.
 pub(crate) async fn keys(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     prefix: &str,
     starts: &str,
 ) -> Result<Vec<String>, BoxError> {
@@ -75,10 +75,11 @@ pub(crate) async fn keys(
     Ok(found)
 }
 
-/// Every key in `set` whose entry still carries `tag`; members that do
-/// not are removed from the set.
+/// Every key in `set` whose entry still carries `tag`. Members that do
+/// not are left alone: one may be a write that indexed its tags and has
+/// not committed yet, and the set expires with its longest-lived entry.
 pub(crate) async fn tagged(
-    con: &mut ConnectionManager,
+    con: &mut Con,
     set: &str,
     tag: &str,
     entry_keys: impl Fn(&str) -> EntryKeys,
@@ -89,12 +90,6 @@ pub(crate) async fn tagged(
         let head = crate::read::head(con, &entry_keys(&member), &member).await?;
         if head.is_some_and(|head| head.meta.tags.iter().any(|t| t == tag)) {
             found.push(member);
-        } else {
-            let _: i64 = redis::cmd("SREM")
-                .arg(set)
-                .arg(&member)
-                .query_async(con)
-                .await?;
         }
     }
     Ok(found)
