@@ -188,6 +188,9 @@ impl<S: Storage> HttpCache<S> {
         let mut request = Request::get(parts.uri.clone()).body(ReqB::default());
         if let Ok(request) = &mut request {
             *request.headers_mut() = parts.headers.clone();
+            // What the caller attached (a proxy's route, which picks the
+            // key and the upstream) goes with it, as on a foreground miss.
+            *request.extensions_mut() = parts.extensions.clone();
             // The whole response, to store: not the client's part of it.
             let headers = request.headers_mut();
             conditional::strip(headers);
