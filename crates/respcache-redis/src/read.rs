@@ -113,6 +113,7 @@ async fn still_at(con: &mut Con, keys: &EntryKeys, generation: &str) -> Result<b
 /// removed and is a miss.
 pub(crate) async fn whole(
     con: &mut Con,
+    bulk: &mut Con,
     keys: &EntryKeys,
     key: &str,
 ) -> Result<Option<(Meta, Bytes)>, BoxError> {
@@ -131,8 +132,14 @@ pub(crate) async fn whole(
                 .iter()
                 .map(|&i| keys.chunk(&head.generation, i))
                 .collect();
+            // A body of one chunk is small: it need not wait behind batches.
+            let via = if head.chunks > 1 {
+                &mut *bulk
+            } else {
+                &mut *con
+            };
             let chunks: Vec<Option<Vec<u8>>> =
-                redis::cmd("MGET").arg(&names).query_async(con).await?;
+                redis::cmd("MGET").arg(&names).query_async(via).await?;
             for chunk in chunks {
                 match chunk {
                     Some(chunk) => body.extend_from_slice(&chunk),
@@ -178,6 +185,7 @@ fn verify(meta: &Meta, len: u64, check: u64) -> Result<(), String> {
 /// whole body passed its check.
 pub(crate) fn stream(
     mut con: Con,
+    mut bulk: Con,
     keys: EntryKeys,
     head: Head,
 ) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
@@ -186,7 +194,7 @@ pub(crate) fn stream(
         let mut check = XxHash3_64::new();
         let mut len = 0u64;
         for i in 0..head.chunks {
-            let chunk: Option<Vec<u8>> = match con.get(keys.chunk(&head.generation, i)).await {
+            let chunk: Option<Vec<u8>> = match bulk.get(keys.chunk(&head.generation, i)).await {
                 Ok(chunk) => chunk,
                 Err(err) => {
                     let _ = tx.send(Err(StreamingError::new(err))).await;
