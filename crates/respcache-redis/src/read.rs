@@ -64,26 +64,19 @@ pub(crate) async fn head(
 }
 
 /// Removes the entry whatever generation it is at: reads the head to name
-/// its chunks, then removes them with it unless a commit came in between,
-/// in which case it tries again a few times.
+/// its chunks, then removes them with it. If a write committed in between,
+/// the head names a newer generation and is left alone: that write came
+/// after this delete, and its commit ended the chunks this one read.
 pub(crate) async fn remove(con: &mut Con, keys: &EntryKeys) -> Result<(), BoxError> {
-    for _ in 0..RETRIES {
-        let (generation, chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(&keys.head)
-            .arg(&["gen", "n"])
-            .query_async(con)
-            .await?;
-        let chunks = chunks.and_then(|n| n.parse().ok()).unwrap_or(0);
-        let generation = generation.unwrap_or_default();
-        if remove_generation(con, keys, &generation, chunks).await? {
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "could not remove {}: it was replaced {RETRIES} times while it was removed",
-        keys.head
-    )
-    .into())
+    let (generation, chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        .arg(&keys.head)
+        .arg(&["gen", "n"])
+        .query_async(con)
+        .await?;
+    let chunks = chunks.and_then(|n| n.parse().ok()).unwrap_or(0);
+    let generation = generation.unwrap_or_default();
+    remove_generation(con, keys, &generation, chunks).await?;
+    Ok(())
 }
 
 /// Removes the entry and the `chunks` chunks of `generation`, but only
