@@ -45,9 +45,18 @@
 //!
 //! Every read checks the body's length and XXH3: a missing chunk or a
 //! mismatch is a miss, and the entry is removed (only while it is still at
-//! the generation that was read). The connection is a `ConnectionManager`:
-//! while the server is away, operations fail fast with clear errors (an
-//! engine then goes to the origin) and the manager reconnects by itself.
+//! the generation that was read).
+//!
+//! # Servers
+//!
+//! `redis://` (or `rediss://`, TLS) names one server, reached through a
+//! `ConnectionManager`; `redis+cluster://host1:port1,host2:port2/` (or
+//! [`RedisManager::cluster_builder`]) names a Redis Cluster, reached
+//! through the `redis` crate's cluster client, which follows MOVED, ASK and
+//! failovers. While a server is away, operations fail fast with clear
+//! errors (an engine then goes to the origin) and the connection comes
+//! back by itself. Chunk batches of large bodies go over a second
+//! connection, so small requests do not queue behind them.
 
 mod connection;
 mod head;
@@ -78,6 +87,10 @@ const IN_FLIGHT: usize = 8;
 #[derive(Clone)]
 pub struct RedisManager {
     con: Con,
+    /// A second connection (a second set, on a cluster) for chunk batches
+    /// of bodies longer than one chunk, so heads, scripts and small bodies
+    /// never queue behind megabytes on the way in or out.
+    bulk: Con,
     options: Options,
 }
 
@@ -167,15 +180,15 @@ impl Builder {
             return Err("a RedisManager prefix may not contain `{` or `}`".into());
         }
         let target = self.target?;
-        let con = Con::open(
-            &target,
-            connection::Settings {
-                timeout: self.options.timeout,
-                root_certificate: self.root_certificate.as_deref(),
-            },
-        )?;
+        let settings = || connection::Settings {
+            timeout: self.options.timeout,
+            root_certificate: self.root_certificate.as_deref(),
+        };
+        let con = Con::open(&target, settings())?;
+        let bulk = Con::open(&target, settings())?;
         Ok(RedisManager {
             con,
+            bulk,
             options: self.options,
         })
     }
@@ -223,6 +236,11 @@ impl RedisManager {
     /// A manager with default options on the server at `url`.
     pub fn new(url: impl Into<String>) -> Result<Self> {
         Self::builder(url).build()
+    }
+
+    /// The connection for small requests and the one for chunk batches.
+    fn cons(&self) -> (Con, Con) {
+        (self.con.clone(), self.bulk.clone())
     }
 
     fn keys(&self, key: &str) -> keys::EntryKeys {
@@ -279,7 +297,8 @@ impl RedisManager {
 impl CacheManager for RedisManager {
     async fn get(&self, cache_key: &str) -> Result<Option<(HttpResponse, CachePolicy)>> {
         let mut con = self.con.clone();
-        let found = read::whole(&mut con, &self.keys(cache_key), cache_key).await?;
+        let mut bulk = self.bulk.clone();
+        let found = read::whole(&mut con, &mut bulk, &self.keys(cache_key), cache_key).await?;
         Ok(found.map(|(meta, body)| (meta.response(body), meta.policy)))
     }
 
@@ -307,8 +326,7 @@ impl CacheManager for RedisManager {
         let ttl = self.ttl(&hints);
         let keys = self.keys(&cache_key);
         let meta = Self::meta(cache_key, &parts, response.url.clone(), policy, &hints);
-        let mut writer =
-            write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
+        let mut writer = write::ChunkWriter::new(self.cons(), keys, self.options.chunk_size, ttl);
         writer.write(&response.body).await?;
         writer.commit(meta, self.options.old_chunk_grace).await?;
         Ok(response)
@@ -403,7 +421,9 @@ impl StreamingCacheManager for RedisManager {
         };
         if head.chunks <= 1 {
             // One round trip more reads it whole, checked.
-            let Some((meta, body)) = read::whole(&mut con, &keys, cache_key).await? else {
+            let mut bulk = self.bulk.clone();
+            let Some((meta, body)) = read::whole(&mut con, &mut bulk, &keys, cache_key).await?
+            else {
                 return Ok(None);
             };
             let response = meta
@@ -415,7 +435,7 @@ impl StreamingCacheManager for RedisManager {
         let parts = head.meta.response(Bytes::new()).parts()?;
         let policy = head.meta.policy.clone();
         let len = head.meta.body_len;
-        let chunks = read::stream(con, keys, head);
+        let chunks = read::stream(con, self.bulk.clone(), keys, head);
         let body = StreamingBody::from_chunks(chunks, len);
         Ok(Some((http::Response::from_parts(parts, body), policy)))
     }
@@ -472,7 +492,7 @@ impl StreamingCacheManager for RedisManager {
         let ttl = self.ttl(&hints);
         let keys = self.keys(&cache_key);
         let meta = Self::meta(cache_key, &parts, request_url, policy, &hints);
-        let writer = write::ChunkWriter::new(self.con.clone(), keys, self.options.chunk_size, ttl);
+        let writer = write::ChunkWriter::new(self.cons(), keys, self.options.chunk_size, ttl);
         let (tee, events) = respcache_core::tee(body, IN_FLIGHT);
         let commit = tee.commit_watch();
         tokio::spawn(write::stream_entry(

@@ -64,26 +64,19 @@ pub(crate) async fn head(
 }
 
 /// Removes the entry whatever generation it is at: reads the head to name
-/// its chunks, then removes them with it unless a commit came in between,
-/// in which case it tries again a few times.
+/// its chunks, then removes them with it. If a write committed in between,
+/// the head names a newer generation and is left alone: that write came
+/// after this delete, and its commit ended the chunks this one read.
 pub(crate) async fn remove(con: &mut Con, keys: &EntryKeys) -> Result<(), BoxError> {
-    for _ in 0..RETRIES {
-        let (generation, chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
-            .arg(&keys.head)
-            .arg(&["gen", "n"])
-            .query_async(con)
-            .await?;
-        let chunks = chunks.and_then(|n| n.parse().ok()).unwrap_or(0);
-        let generation = generation.unwrap_or_default();
-        if remove_generation(con, keys, &generation, chunks).await? {
-            return Ok(());
-        }
-    }
-    Err(format!(
-        "could not remove {}: it was replaced {RETRIES} times while it was removed",
-        keys.head
-    )
-    .into())
+    let (generation, chunks): (Option<String>, Option<String>) = redis::cmd("HMGET")
+        .arg(&keys.head)
+        .arg(&["gen", "n"])
+        .query_async(con)
+        .await?;
+    let chunks = chunks.and_then(|n| n.parse().ok()).unwrap_or(0);
+    let generation = generation.unwrap_or_default();
+    remove_generation(con, keys, &generation, chunks).await?;
+    Ok(())
 }
 
 /// Removes the entry and the `chunks` chunks of `generation`, but only
@@ -113,6 +106,7 @@ async fn still_at(con: &mut Con, keys: &EntryKeys, generation: &str) -> Result<b
 /// removed and is a miss.
 pub(crate) async fn whole(
     con: &mut Con,
+    bulk: &mut Con,
     keys: &EntryKeys,
     key: &str,
 ) -> Result<Option<(Meta, Bytes)>, BoxError> {
@@ -131,8 +125,14 @@ pub(crate) async fn whole(
                 .iter()
                 .map(|&i| keys.chunk(&head.generation, i))
                 .collect();
+            // A body of one chunk is small: it need not wait behind batches.
+            let via = if head.chunks > 1 {
+                &mut *bulk
+            } else {
+                &mut *con
+            };
             let chunks: Vec<Option<Vec<u8>>> =
-                redis::cmd("MGET").arg(&names).query_async(con).await?;
+                redis::cmd("MGET").arg(&names).query_async(via).await?;
             for chunk in chunks {
                 match chunk {
                     Some(chunk) => body.extend_from_slice(&chunk),
@@ -178,6 +178,7 @@ fn verify(meta: &Meta, len: u64, check: u64) -> Result<(), String> {
 /// whole body passed its check.
 pub(crate) fn stream(
     mut con: Con,
+    mut bulk: Con,
     keys: EntryKeys,
     head: Head,
 ) -> mpsc::Receiver<Result<Bytes, StreamingError>> {
@@ -186,7 +187,7 @@ pub(crate) fn stream(
         let mut check = XxHash3_64::new();
         let mut len = 0u64;
         for i in 0..head.chunks {
-            let chunk: Option<Vec<u8>> = match con.get(keys.chunk(&head.generation, i)).await {
+            let chunk: Option<Vec<u8>> = match bulk.get(keys.chunk(&head.generation, i)).await {
                 Ok(chunk) => chunk,
                 Err(err) => {
                     let _ = tx.send(Err(StreamingError::new(err))).await;

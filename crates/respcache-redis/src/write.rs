@@ -19,6 +19,8 @@ const CHUNKS_PER_PIPELINE: usize = 16;
 /// An entry on its way into Redis.
 pub(crate) struct ChunkWriter {
     con: Con,
+    /// For chunks of bodies longer than one chunk.
+    bulk: Con,
     keys: EntryKeys,
     generation: String,
     chunk_size: usize,
@@ -30,9 +32,12 @@ pub(crate) struct ChunkWriter {
 }
 
 impl ChunkWriter {
-    pub(crate) fn new(con: Con, keys: EntryKeys, chunk_size: usize, ttl: Duration) -> Self {
+    /// `cons`: the connection for small requests, and the one for batches.
+    pub(crate) fn new(cons: (Con, Con), keys: EntryKeys, chunk_size: usize, ttl: Duration) -> Self {
+        let (con, bulk) = cons;
         Self {
             con,
+            bulk,
             keys,
             generation: new_generation(),
             chunk_size,
@@ -83,7 +88,14 @@ impl ChunkWriter {
                     .ignore();
                 self.written += 1;
             }
-            pipe.query_async::<()>(&mut self.con).await?;
+            // The only chunk of a small body need not wait behind batches.
+            let single = self.written == 1 && bytes.len() <= self.chunk_size;
+            let via = if single {
+                &mut self.con
+            } else {
+                &mut self.bulk
+            };
+            pipe.query_async::<()>(via).await?;
         }
         Ok(())
     }
