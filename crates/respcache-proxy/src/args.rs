@@ -87,6 +87,19 @@ pub struct Args {
     /// before `CDN-Cache-Control` (repeat for several, first first).
     #[arg(long, value_name = "NAME", value_parser = parse_field_name)]
     pub targeted_field: Vec<http::HeaderName>,
+    /// The bearer token `POST /purge` on the admin listener requires;
+    /// without one, purging there is off.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RESPCACHE_PURGE_TOKEN",
+        hide_env_values = true
+    )]
+    pub purge_token: Option<String>,
+    /// Clients allowed to send `PURGE URL` on the client listener
+    /// (addresses or networks, comma-separated); none by default.
+    #[arg(long, value_name = "NETS", value_delimiter = ',', value_parser = parse_net)]
+    pub purge_from: Vec<IpNet>,
 }
 
 fn parse_field_name(value: &str) -> Result<http::HeaderName, String> {

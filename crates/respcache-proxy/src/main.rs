@@ -8,9 +8,11 @@
 //!                 --backend fs --dir /var/cache/respcache --admin 127.0.0.1:9090
 //! ```
 
+mod admin;
 mod args;
 mod forwarding;
 mod metrics;
+mod purge;
 mod server;
 mod tunnel;
 mod upstream;

@@ -1,4 +1,5 @@
-//! The admin endpoint: `GET /metrics` in Prometheus text format.
+//! What `GET /metrics` on the admin listener says, in Prometheus text
+//! format, and the counters of bytes sent behind it.
 
 use std::fmt::Write;
 use std::pin::Pin;
@@ -7,14 +8,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::Response;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use respcache_core::BoxError;
 use respcache_http::{BodySource, CacheBody, HttpCache, Storage};
-use tokio::net::TcpListener;
 
 /// Bytes sent to clients, by where they came from, and origin failures.
 #[derive(Debug, Default)]
@@ -83,46 +80,6 @@ impl Body for Counted {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// Serves `GET /metrics` on `listener` until the process ends.
-pub async fn serve_admin<S: Storage>(
-    listener: TcpListener,
-    cache: HttpCache<S>,
-    traffic: Arc<Traffic>,
-) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                // Out of descriptors, say: retrying at once would spin.
-                tracing::warn!(%error, "admin accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let cache = cache.clone();
-        let traffic = traffic.clone();
-        let service = service_fn(move |request: Request<Incoming>| {
-            let response = if request.uri().path() == "/metrics" {
-                Response::builder()
-                    .header("content-type", "text/plain; version=0.0.4")
-                    .body(respcache_http::full(render(&cache, &traffic)))
-            } else {
-                Response::builder()
-                    .status(StatusCode::NOT_FOUND)
-                    .body(respcache_http::full("see /metrics\n"))
-            };
-            async move { response }
-        });
-        tokio::spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -27,6 +27,7 @@ struct Context<S> {
     upstream: Upstream,
     forwarding: Forwarding,
     traffic: Arc<Traffic>,
+    purge: Arc<crate::purge::Access>,
 }
 
 /// Runs the proxy until SIGTERM or Ctrl-C.
@@ -42,14 +43,16 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
     let traffic = Arc::new(Traffic::default());
+    let purge = Arc::new(crate::purge::Access::new(&args));
     if let Some(admin) = args.admin {
         let admin = TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
-        tokio::spawn(crate::metrics::serve_admin(
+        tokio::spawn(crate::admin::serve(
             admin,
             cache.clone(),
             traffic.clone(),
+            purge.clone(),
         ));
     }
     tracing::info!(
@@ -64,6 +67,7 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         upstream,
         forwarding,
         traffic,
+        purge,
     });
     // Every connection task holds a sender: when all are gone, every
     // connection has finished. The watch tells them to finish.
@@ -87,7 +91,16 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         let client = Arc::new(context.forwarding.peer(peer));
         let service = service_fn(move |request: Request<Incoming>| {
             let (context, client) = (context.clone(), client.clone());
-            async move { Ok::<_, std::convert::Infallible>(answer(request, &client, &context).await) }
+            async move {
+                if request.method().as_str() == "PURGE" {
+                    let purged = context
+                        .purge
+                        .client_request(request, peer, &context.cache)
+                        .await;
+                    return Ok(context.traffic.count(purged));
+                }
+                Ok::<_, std::convert::Infallible>(answer(request, &client, &context).await)
+            }
         });
         // The header timeout runs from the moment the connection waits for
         // a request head: it also closes a connection left idle.
