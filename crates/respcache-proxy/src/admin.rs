@@ -64,7 +64,9 @@ async fn answer<S: Storage>(
             let mut response = Response::new(respcache_http::full(render(cache, traffic)));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             response
         }

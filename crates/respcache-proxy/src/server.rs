@@ -91,6 +91,7 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
         let client = Arc::new(context.forwarding.peer(peer));
         let service = service_fn(move |request: Request<Incoming>| {
             let (context, client) = (context.clone(), client.clone());
+            let started = std::time::Instant::now();
             async move {
                 if request.method().as_str() == "PURGE" {
                     let purged = context
@@ -99,7 +100,8 @@ pub async fn serve<S: Storage>(args: Args, cache: HttpCache<S>) -> Result<(), Bo
                         .await;
                     return Ok(context.traffic.count(purged));
                 }
-                Ok::<_, std::convert::Infallible>(answer(request, &client, &context).await)
+                let response = answer(request, &client, &context).await;
+                Ok::<_, std::convert::Infallible>(response.map(|body| body.since(started)))
             }
         });
         // The header timeout runs from the moment the connection waits for
