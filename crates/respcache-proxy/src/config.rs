@@ -45,6 +45,10 @@ pub struct Fixed {
     pub trust_forwarded: Vec<IpNet>,
     /// This proxy's name in `Via`.
     pub via_name: Option<String>,
+    /// The bearer token `POST /purge` on the admin listener requires.
+    pub purge_token: Option<String>,
+    /// Clients allowed to send `PURGE URL` on the client listener.
+    pub purge_from: Vec<IpNet>,
     /// The backend and the engine's options.
     pub cache: CacheConfig,
 }
@@ -129,6 +133,9 @@ pub struct File {
     #[serde(default, deserialize_with = "nets")]
     trust_forwarded: Vec<IpNet>,
     via_name: Option<String>,
+    purge_token: Option<String>,
+    #[serde(default, deserialize_with = "nets")]
+    purge_from: Vec<IpNet>,
     #[serde(default)]
     cache: CacheFile,
     #[serde(default)]
@@ -278,6 +285,12 @@ impl Config {
                 args.trust_forwarded.clone()
             },
             via_name: args.via_name.clone().or(file.via_name),
+            purge_token: args.purge_token.clone().or(file.purge_token),
+            purge_from: if args.purge_from.is_empty() {
+                file.purge_from
+            } else {
+                args.purge_from.clone()
+            },
             cache,
         };
         let default_timeout = Duration::from_secs(60);

@@ -30,6 +30,7 @@ struct Context<S> {
     forwarding: Forwarding,
     traffic: Arc<Traffic>,
     live: Arc<RwLock<Arc<Live>>>,
+    purge: Arc<crate::purge::Access>,
 }
 
 /// What a reload replaces: the virtual hosts, their upstreams and routes,
@@ -68,14 +69,16 @@ pub async fn serve<S: Storage>(
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", fixed.listen))?;
     let traffic = Arc::new(Traffic::default());
+    let purge = Arc::new(crate::purge::Access::new(&fixed));
     if let Some(admin) = fixed.admin {
         let admin = TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
-        tokio::spawn(crate::metrics::serve_admin(
+        tokio::spawn(crate::admin::serve(
             admin,
             cache.clone(),
             traffic.clone(),
+            purge.clone(),
         ));
     }
     tracing::info!(
@@ -90,6 +93,7 @@ pub async fn serve<S: Storage>(
         forwarding,
         traffic,
         live,
+        purge,
     });
     // Every connection task holds a sender: when all are gone, every
     // connection has finished. The watch tells them to finish.
@@ -113,8 +117,22 @@ pub async fn serve<S: Storage>(
         let client = Arc::new(context.forwarding.peer(peer));
         let service = service_fn(move |request: Request<Incoming>| {
             let (context, client) = (context.clone(), client.clone());
+            let started = Instant::now();
             async move {
-                Ok::<_, std::convert::Infallible>(answer(request, &client, peer, &context).await)
+                if request.method().as_str() == "PURGE" {
+                    let purged = context
+                        .purge
+                        .client_request(request, peer, &context.cache)
+                        .await;
+                    let purged = context
+                        .traffic
+                        .count(purged)
+                        .map(|body| body.since(started));
+                    return Ok(Logged::wrap(purged, None));
+                }
+                Ok::<_, std::convert::Infallible>(
+                    answer(request, &client, peer, started, &context).await,
+                )
             }
         });
         // The header timeout runs from the moment the connection waits for
@@ -183,7 +201,7 @@ async fn reload_on_hangup(
                 Ok((config, sites)) => {
                     if config.fixed != fixed {
                         tracing::warn!(
-                            "reload: listeners, [cache] and forwarding settings changed; they take effect on restart"
+                            "reload: listeners, [cache], forwarding or purge settings changed; they take effect on restart"
                         );
                     }
                     let mut live = live
@@ -211,14 +229,17 @@ async fn answer<S: Storage>(
     request: Request<Incoming>,
     peer: &Peer,
     address: SocketAddr,
+    started: Instant,
     context: &Context<S>,
 ) -> Response<Logged<Counted>> {
-    let started = Instant::now();
     let live = context.live();
     let (parts, body) = request.into_parts();
     let mut entry = access::Entry::start(live.access_log, address, &parts, started);
     let response = route(parts, body, peer, &live, context).await;
-    let mut response = context.traffic.count(response);
+    let mut response = context
+        .traffic
+        .count(response)
+        .map(|body| body.since(started));
     response.headers_mut().remove(ROUTE_FIELD);
     if let Some(entry) = &mut entry {
         entry.answered(
