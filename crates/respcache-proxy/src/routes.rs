@@ -211,7 +211,7 @@ impl KeyRule {
             );
         }
         for name in &self.cookies {
-            let value = cookie(&parts.headers, name).map(|v| escape(v.as_bytes()));
+            let value = cookie(&parts.headers, name).map(escape);
             push_part(&mut out, "c", name, value.as_ref());
         }
         out
@@ -242,16 +242,20 @@ fn push_part(out: &mut String, kind: &str, name: &str, value: Option<&String>) {
     };
 }
 
-/// The first value of cookie `name` in the request's `Cookie` fields.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The first value of cookie `name` in the request's `Cookie` fields, as
+/// raw bytes. Lines are split and names matched on bytes: a line with a
+/// byte beyond ASCII elsewhere still names its session, so that a
+/// logged-in user is never keyed as an anonymous one.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|line| line.to_str().ok())
-        .flat_map(|line| line.split(';'))
+        .flat_map(|line| line.as_bytes().split(|&b| b == b';'))
         .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then(|| value.to_owned())
+            let pair = pair.trim_ascii();
+            let equals = pair.iter().position(|&b| b == b'=')?;
+            let (key, value) = (&pair[..equals], &pair[equals + 1..]);
+            (key.trim_ascii() == name.as_bytes()).then_some(value)
         })
 }
 
@@ -462,6 +466,31 @@ mod tests {
         // A value that spells the rest of another key is still its own.
         let forged = key_of(&rule, "/", &[("accept-language", "en c:lang:2:fr")]);
         assert_ne!(forged, en);
+    }
+
+    #[test]
+    fn a_cookie_line_with_bytes_beyond_ascii_still_keys_its_session() {
+        let rule = KeyRule {
+            cookies: vec!["session".to_owned()],
+            ..KeyRule::default()
+        };
+        let with_cookie = |line: &[u8]| {
+            let mut request = parts("/", &[]);
+            let value = HeaderValue::from_bytes(line).unwrap();
+            request.headers.insert(header::COOKIE, value);
+            rule.apply(respcache_http::default_key(&request), &request)
+        };
+        let anonymous = key_of(&rule, "/", &[]);
+        let alice = with_cookie(b"pref=caf\xc3\xa9; session=alice");
+        let bob = with_cookie(b"pref=caf\xc3\xa9; session=bob");
+        assert_ne!(alice, anonymous, "a logged-in user keyed as anonymous");
+        assert_ne!(alice, bob);
+        assert!(alice.ends_with(" c:session:5:alice"), "{alice}");
+        // The value itself, escaped one to one.
+        let odd = with_cookie(b"session=\xff");
+        let other = with_cookie(b"session=\xfe");
+        assert_ne!(odd, other);
+        assert!(odd.ends_with(" c:session:3:%FF"), "{odd}");
     }
 
     fn head(status: u16, headers: &[(&str, &str)]) -> response::Parts {
