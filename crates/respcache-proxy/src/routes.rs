@@ -154,6 +154,61 @@ impl Vhost {
     }
 }
 
+/// `path` as origins commonly read it, for matching routes: unreserved
+/// characters percent-decoded, repeated `/` collapsed, `.` and `..`
+/// segments resolved. The second value says whether the path holds
+/// something an origin may read otherwise still (`%2F`, `%5C`, `\`, a
+/// `;` parameter): the caller treats that as a changed path.
+pub fn normalise_path(path: &str) -> (String, bool) {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut ambiguous = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && let Some(byte) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                decoded.push(byte);
+            } else {
+                ambiguous |= byte == b'/' || byte == b'\\';
+                decoded.extend_from_slice(&bytes[i..i + 3]);
+            }
+            i += 3;
+            continue;
+        }
+        ambiguous |= b == b'\\' || b == b';';
+        decoded.push(b);
+        i += 1;
+    }
+    // Only ASCII was decoded, and whole escapes kept: still UTF-8.
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    let last = decoded.rsplit('/').next().unwrap_or("");
+    if out.is_empty() || decoded.ends_with('/') || last == "." || last == ".." {
+        out.push('/');
+    }
+    (out, ambiguous)
+}
+
 impl KeyRule {
     fn is_plain(&self) -> bool {
         self.ignore_query.is_none()
@@ -466,6 +521,35 @@ mod tests {
         // A value that spells the rest of another key is still its own.
         let forged = key_of(&rule, "/", &[("accept-language", "en c:lang:2:fr")]);
         assert_ne!(forged, en);
+    }
+
+    #[test]
+    fn paths_are_normalised_as_origins_read_them() {
+        for (raw, normal) in [
+            ("/api/private/me", "/api/private/me"),
+            ("/api/%70rivate/me", "/api/private/me"),
+            ("/api//private/me", "/api/private/me"),
+            ("/api/./private/me", "/api/private/me"),
+            ("/x/../api/private/me", "/api/private/me"),
+            ("/x/%2e%2E/api/private", "/api/private"),
+            ("/../../api/private", "/api/private"),
+            ("/", "/"),
+            ("/dir/", "/dir/"),
+            ("/dir/..", "/"),
+            ("/caf%C3%A9", "/caf%C3%A9"),
+            ("/a%2Fb", "/a%2Fb"),
+        ] {
+            assert_eq!(normalise_path(raw).0, normal, "{raw}");
+        }
+        assert!(!normalise_path("/api/%70rivate").1);
+        for ambiguous in [
+            "/api%2Fprivate",
+            "/api%5cprivate",
+            "/api\\private",
+            "/api;x/private",
+        ] {
+            assert!(normalise_path(ambiguous).1, "{ambiguous}");
+        }
     }
 
     #[test]

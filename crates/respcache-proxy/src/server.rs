@@ -268,6 +268,11 @@ async fn route<S: Storage>(
         );
     };
     let upstream = &vhost.upstream;
+    // A request without `Host` (HTTP/1.0) would be keyed by the
+    // upstream's authority, the key of a virtual host answering that
+    // name: it passes through. (Before `prepare`, which supplies one.)
+    let host_less =
+        !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none();
     if let Err(Refusal::Loop) = context
         .forwarding
         .prepare(&mut parts, peer, &upstream.host())
@@ -278,10 +283,20 @@ async fn route<S: Storage>(
             "respcache-proxy: this request has passed through this proxy already (Via): a forwarding loop\n",
         );
     }
-    if let Some(route) = vhost.route(parts.uri.path()) {
-        if route.rules.bypass {
-            parts.extensions.insert(CacheMode::NoStore);
-        }
+    // Routes match the path as origins read it (`/api/%70rivate`,
+    // `/api//private`): a bypass route is never stepped around. Where
+    // the path is not already in that form, nothing is cached, so that
+    // no spelling shares a key with what another spelling reaches.
+    let (path, ambiguous) = crate::routes::normalise_path(parts.uri.path());
+    let route = vhost.route(&path);
+    let mut bypass = route.is_some_and(|route| route.rules.bypass);
+    if ambiguous || path != parts.uri.path() {
+        bypass = true;
+    }
+    if bypass || host_less {
+        parts.extensions.insert(CacheMode::NoStore);
+    }
+    if let Some(route) = route {
         parts.extensions.insert(route.clone());
     }
     let request = Request::from_parts(parts, body);

@@ -253,6 +253,57 @@ async fn route_ttls_and_bypass_decide_what_is_stored() {
         assert!(!reply.cache_status_has("hit"), "{}", reply.cache_status());
     }
     assert_eq!(origin.requests(), before + 2);
+
+    // Nor under another spelling of the same path, which the origin reads
+    // as the bypassed one (web cache deception).
+    for spelling in [
+        "/fresh/%70rivate/me",
+        "/fresh//private/me",
+        "/fresh/x/../private/me",
+    ] {
+        let before = origin.requests();
+        for _ in 0..2 {
+            let reply = client.get(&proxy.url(spelling)).await;
+            assert!(
+                !reply.cache_status_has("hit"),
+                "{spelling}: {}",
+                reply.cache_status()
+            );
+        }
+        assert_eq!(origin.requests(), before + 2, "{spelling} was cached");
+    }
+
+    // A request without Host (HTTP/1.0) is not keyed by the upstream's
+    // name: it passes through.
+    let before = origin.requests();
+    for _ in 0..2 {
+        let head = host_less(proxy.addr, "/fresh/no-host").await;
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{head}"
+        );
+    }
+    assert_eq!(
+        origin.requests(),
+        before + 2,
+        "a Host-less request was cached"
+    );
+}
+
+/// Sends `GET path HTTP/1.0` without `Host` to `addr`; the response, whole.
+async fn host_less(addr: SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the proxy answered")
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 /// A proxy on the redis backend at `url`, in front of `upstream`.
