@@ -95,6 +95,12 @@ impl Sites {
         Self { vhosts }
     }
 
+    /// Every virtual host, in order.
+    #[cfg(test)]
+    pub fn vhosts(&self) -> &[Vhost] {
+        &self.vhosts
+    }
+
     /// The virtual host for a request's `Host` (or absolute target): the
     /// one naming it exactly, else the first whose `*.` pattern matches,
     /// else the one with `*`.

@@ -62,7 +62,7 @@ pub async fn serve<S: Storage>(
     let forwarding = Forwarding::new(fixed.trust_forwarded.clone(), fixed.via_name.clone())?;
     let via = forwarding.via().clone();
     let live = Arc::new(RwLock::new(Arc::new(Live {
-        sites: config.sites(&via)?,
+        sites: config.sites(&fixed, &via)?,
         access_log: config.access_log,
     })));
     let listener = TcpListener::bind(fixed.listen)
@@ -194,7 +194,7 @@ async fn reload_on_hangup(
             };
         while hangups.recv().await.is_some() {
             let loaded = Config::load(&args).and_then(|config| {
-                let sites = config.sites(&via)?;
+                let sites = config.sites(&fixed, &via)?;
                 Ok((config, sites))
             });
             match loaded {
