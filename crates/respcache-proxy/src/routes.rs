@@ -215,7 +215,67 @@ pub fn normalise_path(path: &str) -> (String, bool) {
     (out, ambiguous)
 }
 
+/// A query parameter's name as an origin reads it: `+` as a space,
+/// percent escapes decoded.
+fn query_name(pair: &str) -> String {
+    let raw = pair
+        .split_once('=')
+        .map_or(pair, |(name, _)| name)
+        .as_bytes();
+    let mut name = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => name.push(b' '),
+            b'%' if let Some(byte) = raw
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok()) =>
+            {
+                name.push(byte);
+                i += 2;
+            }
+            b => name.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&name).into_owned()
+}
+
 impl KeyRule {
+    /// Whether the key leaves out query pair `pair`: by its decoded name,
+    /// and never a pair holding `;`, which some origins read as a
+    /// separator (the pair may carry a parameter the rule keeps).
+    fn drops(&self, pair: &str) -> bool {
+        if pair.contains(';') {
+            return false;
+        }
+        let name = query_name(pair);
+        let ignored = self
+            .ignore_query
+            .as_ref()
+            .is_some_and(|s| s.is_match(&name));
+        let kept = self.keep_query.as_ref().is_none_or(|s| s.is_match(&name));
+        ignored || !kept
+    }
+
+    /// Whether a request with `query` must not be cached under this rule:
+    /// with `keep_query`, a parameter the key leaves out whose name, in
+    /// another case, is one it keeps (an origin that reads names without
+    /// case would answer by it).
+    pub fn query_is_ambiguous(&self, query: Option<&str>) -> bool {
+        let (Some(keep), Some(query)) = (&self.keep_query, query) else {
+            return false;
+        };
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && self.drops(pair))
+            .any(|pair| {
+                let name = query_name(pair);
+                keep.is_match(name.to_lowercase()) || keep.is_match(name.to_uppercase())
+            })
+    }
+
     fn is_plain(&self) -> bool {
         self.ignore_query.is_none()
             && self.keep_query.is_none()
@@ -241,12 +301,7 @@ impl KeyRule {
         if let Some(query) = query {
             let mut pairs: Vec<&str> = query
                 .split('&')
-                .filter(|pair| {
-                    let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
-                    let ignored = self.ignore_query.as_ref().is_some_and(|s| s.is_match(name));
-                    let kept = self.keep_query.as_ref().is_none_or(|s| s.is_match(name));
-                    !pair.is_empty() && !ignored && kept
-                })
+                .filter(|pair| !pair.is_empty() && !self.drops(pair))
                 .collect();
             if self.sort_query {
                 pairs.sort_unstable();
@@ -556,6 +611,39 @@ mod tests {
         ] {
             assert!(normalise_path(ambiguous).1, "{ambiguous}");
         }
+    }
+
+    #[test]
+    fn query_names_are_matched_as_origins_decode_them() {
+        let keep = KeyRule {
+            keep_query: Some(patterns(&["q"])),
+            ..KeyRule::default()
+        };
+        // An escaped name is the name it spells.
+        assert_ne!(
+            key_of(&keep, "/s?q=a&%71=evil", &[]),
+            key_of(&keep, "/s?q=a", &[])
+        );
+        // A name in another case is not kept, and the request is not cached.
+        assert!(keep.query_is_ambiguous(Some("q=a&Q=evil")));
+        assert!(!keep.query_is_ambiguous(Some("q=a&page=2")));
+        let ignore = KeyRule {
+            ignore_query: Some(patterns(&["utm_*"])),
+            ..KeyRule::default()
+        };
+        assert_eq!(
+            key_of(&ignore, "/s?%75tm_source=x&q=a", &[]),
+            key_of(&ignore, "/s?q=a", &[])
+        );
+        // A pair holding `;` stays whole: `;` may separate parameters.
+        assert_ne!(
+            key_of(&ignore, "/s?utm_source=x;q=evil", &[]),
+            key_of(&ignore, "/s", &[])
+        );
+        assert_ne!(
+            key_of(&keep, "/s?q=a&page=1;q=evil", &[]),
+            key_of(&keep, "/s?q=a", &[])
+        );
     }
 
     #[test]

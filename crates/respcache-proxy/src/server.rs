@@ -289,7 +289,8 @@ async fn route<S: Storage>(
     // no spelling shares a key with what another spelling reaches.
     let (path, ambiguous) = crate::routes::normalise_path(parts.uri.path());
     let route = vhost.route(&path);
-    let mut bypass = route.is_some_and(|route| route.rules.bypass);
+    let mut bypass = route
+        .is_some_and(|route| route.rules.bypass || route.key.query_is_ambiguous(parts.uri.query()));
     if ambiguous || path != parts.uri.path() {
         bypass = true;
     }
