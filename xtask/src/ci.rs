@@ -155,13 +155,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_published_crates_are_the_libraries_and_the_proxy_only() {
+    fn the_published_crates_are_the_libraries_the_proxy_and_the_cli_only() {
         let mut crates = published_crates().unwrap();
         crates.sort();
         assert_eq!(
             crates,
             [
                 "respcache-cacache",
+                "respcache-cli",
                 "respcache-conformance",
                 "respcache-core",
                 "respcache-fs",

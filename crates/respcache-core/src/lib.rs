@@ -62,7 +62,7 @@ mod tee;
 
 pub use body::StreamingBody;
 pub use error::{BoxError, CacheError, Result, StreamingError, abbreviate_key};
-pub use manager::{CacheManager, StoreHints, StreamingCacheManager};
+pub use manager::{CacheManager, StoreHints, StreamingCacheManager, Usage};
 pub use response::{HttpResponse, HttpVersion, clone_head};
 pub use tee::{CommitWatch, TeeBody, TeeEvent, TeeWriter, tee};
 

@@ -58,6 +58,33 @@ impl StoreHints {
     }
 }
 
+/// How much a backend holds, as far as it can tell without walking its
+/// entries (see [`CacheManager::usage`]).
+///
+/// ```
+/// use respcache_core::Usage;
+/// let usage = Usage::bytes(4096);
+/// assert_eq!((usage.entries, usage.bytes), (None, Some(4096)));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Stored entries, when the backend counts them.
+    pub entries: Option<u64>,
+    /// Bytes of stored bodies, when the backend counts them.
+    pub bytes: Option<u64>,
+}
+
+impl Usage {
+    /// A usage of `bytes` bytes, entries not counted.
+    pub fn bytes(bytes: u64) -> Self {
+        Self {
+            entries: None,
+            bytes: Some(bytes),
+        }
+    }
+}
+
 /// A store of whole responses and their cache policies, by key.
 ///
 /// The trait is object safe: a program can choose its backend at run time
@@ -145,6 +172,13 @@ pub trait CacheManager: Send + Sync + 'static {
     async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
         let _ = tag;
         Ok(None)
+    }
+
+    /// How much the backend holds, where it knows without walking its
+    /// entries (for a metrics endpoint, read at every scrape): the
+    /// default knows nothing.
+    fn usage(&self) -> Usage {
+        Usage::default()
     }
 }
 
@@ -271,6 +305,10 @@ macro_rules! forward_cache_manager {
 
             async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
                 (**self).tagged(tag).await
+            }
+
+            fn usage(&self) -> Usage {
+                (**self).usage()
             }
         }
     )*};

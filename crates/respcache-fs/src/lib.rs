@@ -587,6 +587,15 @@ impl CacheManager for StreamingManager {
         .await
     }
 
+    fn usage(&self) -> respcache_core::Usage {
+        // Counted as bodies come and go while a size limit is set (other
+        // processes on the directory aside); unknown otherwise.
+        match self.shared.stored.load(Ordering::Relaxed) {
+            UNKNOWN => respcache_core::Usage::default(),
+            bytes => respcache_core::Usage::bytes(bytes),
+        }
+    }
+
     async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
         let prefix = prefix.to_owned();
         self.blocking(move |shared| Ok(Some(list::keys(&shared.layout, &prefix)?)))

@@ -35,7 +35,7 @@ impl Freshness {
     /// Computes freshness of `head` at `now`.
     pub(crate) fn of(head: &response::Parts, options: &Options, now: SystemTime) -> Self {
         let headers = &head.headers;
-        let received = received(headers).unwrap_or(now);
+        let received = received_at(headers).unwrap_or(now);
         let date = single_date(headers, header::DATE)
             .flatten()
             .unwrap_or(received);
@@ -86,7 +86,8 @@ pub(crate) fn mark_received(headers: &mut HeaderMap, now: SystemTime) {
     headers.insert(RECEIVED, HeaderValue::from(millis as u64));
 }
 
-fn received(headers: &HeaderMap) -> Option<SystemTime> {
+/// When the stored head says the cache received it.
+pub(crate) fn received_at(headers: &HeaderMap) -> Option<SystemTime> {
     let millis: u64 = headers.get(RECEIVED)?.to_str().ok()?.parse().ok()?;
     UNIX_EPOCH.checked_add(Duration::from_millis(millis))
 }

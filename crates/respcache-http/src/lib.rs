@@ -72,6 +72,7 @@ mod options;
 mod origin;
 mod part_index;
 mod partial;
+mod purge;
 mod range;
 mod respond;
 mod revalidate;
@@ -103,6 +104,7 @@ pub use layer::{
 pub use metrics::MetricsSnapshot;
 pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
+pub use purge::{Purge, PurgeError, Strength};
 pub use respcache_core::{BoxError, CachePolicy, CommitWatch, StoreHints};
 pub use status::{BodySource, CacheStatus, Forward};
 pub use storage::{Buffered, PutFailed, Putting, Storage, Stored, Streaming};

@@ -130,6 +130,12 @@ pub struct Options {
     /// revalidation decision asks it. [`SystemClock`](crate::SystemClock)
     /// by default; tests use a [`ManualClock`](crate::ManualClock).
     pub clock: Arc<dyn Clock>,
+    /// Response fields whose values tag a stored entry, for purging by
+    /// tag ([`HttpCache::purge`](crate::HttpCache::purge)): a list of tags
+    /// separated by spaces or commas, as `Surrogate-Key` (Fastly, Varnish
+    /// xkey) and `Cache-Tag` (Cloudflare) carry them. The tags go to the
+    /// backend with each store ([`respcache_core::StoreHints::tags`]).
+    pub tag_fields: Vec<http::HeaderName>,
 }
 
 impl Default for Options {
@@ -155,6 +161,10 @@ impl Default for Options {
             coalesce_stall: Duration::from_secs(5),
             keep_stale: Duration::from_secs(24 * 60 * 60),
             clock: Arc::new(SystemClock),
+            tag_fields: vec![
+                http::HeaderName::from_static("surrogate-key"),
+                http::HeaderName::from_static("cache-tag"),
+            ],
         }
     }
 }
@@ -199,6 +209,7 @@ impl fmt::Debug for Options {
             .field("coalesce_stall", &self.coalesce_stall)
             .field("keep_stale", &self.keep_stale)
             .field("clock", &self.clock)
+            .field("tag_fields", &self.tag_fields)
             .field(
                 "serve_stale_when_disconnected",
                 &self.serve_stale_when_disconnected,

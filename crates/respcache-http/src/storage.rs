@@ -67,6 +67,26 @@ pub trait Storage: Send + Sync + 'static {
         policy: CachePolicy,
         hints: StoreHints,
     ) -> Result<bool>;
+
+    /// The stored keys starting with `prefix`, or `None` when the backend
+    /// cannot list them (see [`CacheManager::keys`]).
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        let _ = prefix;
+        Ok(None)
+    }
+
+    /// The stored keys whose entries carry `tag`, or `None` when the
+    /// backend keeps no index of tags (see [`CacheManager::tagged`]).
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        let _ = tag;
+        Ok(None)
+    }
+
+    /// How much the backend holds, as far as it knows cheaply (see
+    /// [`CacheManager::usage`]).
+    fn usage(&self) -> respcache_core::Usage {
+        respcache_core::Usage::default()
+    }
 }
 
 /// A store under way.
@@ -252,6 +272,18 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
             .update_head_with(key, head, policy, hints)
             .await
     }
+
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        self.manager.keys(prefix).await
+    }
+
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        self.manager.tagged(tag).await
+    }
+
+    fn usage(&self) -> respcache_core::Usage {
+        self.manager.usage()
+    }
 }
 
 /// Any [`StreamingCacheManager`] as engine storage: bodies stream into
@@ -325,5 +357,17 @@ impl<M: StreamingCacheManager> Storage for Streaming<M> {
         self.manager
             .update_head_with(key, head, policy, hints)
             .await
+    }
+
+    async fn keys(&self, prefix: &str) -> Result<Option<Vec<String>>> {
+        self.manager.keys(prefix).await
+    }
+
+    async fn tagged(&self, tag: &str) -> Result<Option<Vec<String>>> {
+        self.manager.tagged(tag).await
+    }
+
+    fn usage(&self) -> respcache_core::Usage {
+        self.manager.usage()
     }
 }

@@ -276,7 +276,7 @@ impl<S: Storage> HttpCache<S> {
     }
 
     /// What the backend is told with a head stored at `now`: how long the
-    /// entry is worth keeping.
+    /// entry is worth keeping, and its tags.
     pub(crate) fn hints(
         &self,
         head: &response::Parts,
@@ -289,6 +289,10 @@ impl<S: Storage> HttpCache<S> {
             &freshness,
             mode,
             &self.inner.options,
+        ))
+        .with_tags(crate::purge::tags(
+            &head.headers,
+            &self.inner.options.tag_fields,
         ))
     }
 }

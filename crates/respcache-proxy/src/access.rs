@@ -113,7 +113,7 @@ impl Entry {
                 self.client.ip(),
                 common_time(self.received),
                 self.method,
-                self.uri,
+                escaped(&self.uri.to_string()),
                 self.version,
                 self.status,
                 bytes,
@@ -124,6 +124,27 @@ impl Entry {
             ),
         }
     }
+}
+
+/// A request target inside the quoted request line: `"`, `\` and control
+/// bytes escaped (`\"`, `\\`, `\xNN`), so that a target cannot end the
+/// quotes and forge the fields after them; everything else as sent.
+fn escaped(text: &str) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// A field's value inside a quoted log field: quotes and control bytes

@@ -121,6 +121,19 @@ pub struct Args {
     /// `--config`].
     #[arg(long, value_name = "FORMAT")]
     pub access_log: Option<crate::access::Format>,
+    /// The bearer token `POST /purge` on the admin listener requires;
+    /// without one, purging there is off.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RESPCACHE_PURGE_TOKEN",
+        hide_env_values = true
+    )]
+    pub purge_token: Option<String>,
+    /// Clients allowed to send `PURGE URL` on the client listener
+    /// (addresses or networks, comma-separated); none by default.
+    #[arg(long, value_name = "NETS", value_delimiter = ',', value_parser = parse_net)]
+    pub purge_from: Vec<IpNet>,
 }
 
 /// A field name.

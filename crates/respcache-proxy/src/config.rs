@@ -45,6 +45,10 @@ pub struct Fixed {
     pub trust_forwarded: Vec<IpNet>,
     /// This proxy's name in `Via`.
     pub via_name: Option<String>,
+    /// The bearer token `POST /purge` on the admin listener requires.
+    pub purge_token: Option<String>,
+    /// Clients allowed to send `PURGE URL` on the client listener.
+    pub purge_from: Vec<IpNet>,
     /// The backend and the engine's options.
     pub cache: CacheConfig,
 }
@@ -129,6 +133,9 @@ pub struct File {
     #[serde(default, deserialize_with = "nets")]
     trust_forwarded: Vec<IpNet>,
     via_name: Option<String>,
+    purge_token: Option<String>,
+    #[serde(default, deserialize_with = "nets")]
+    purge_from: Vec<IpNet>,
     #[serde(default)]
     cache: CacheFile,
     #[serde(default)]
@@ -278,6 +285,12 @@ impl Config {
                 args.trust_forwarded.clone()
             },
             via_name: args.via_name.clone().or(file.via_name),
+            purge_token: args.purge_token.clone().or(file.purge_token),
+            purge_from: if args.purge_from.is_empty() {
+                file.purge_from
+            } else {
+                args.purge_from.clone()
+            },
             cache,
         };
         let default_timeout = Duration::from_secs(60);
@@ -326,13 +339,17 @@ impl Config {
     }
 
     /// The live part: virtual hosts and their routes, ready to match.
-    pub fn sites(&self, via: &http::HeaderValue) -> Result<Sites, ConfigError> {
+    /// Their upstreams take the targeted fields of `started`, the config
+    /// the engine was built from: `[cache]` waits for a restart, and an
+    /// upstream that knew other fields than the engine obeys would let a
+    /// route override what the origin told this cache.
+    pub fn sites(&self, started: &Fixed, via: &http::HeaderValue) -> Result<Sites, ConfigError> {
         let mut vhosts = Vec::with_capacity(self.sites.len());
         for site in &self.sites {
             let upstream =
                 crate::upstream::Upstream::new(&site.upstream, site.origin_timeout, via.clone())
                     .ok_or_else(|| ConfigError(format!("{} has no host", site.upstream)))?
-                    .with_targeted(self.fixed.cache.targeted_fields());
+                    .with_targeted(started.cache.targeted_fields());
             vhosts.push(Vhost::new(
                 site.hosts.clone(),
                 upstream,
@@ -665,6 +682,22 @@ mod tests {
         if std::env::var_os("RESPCACHE_REDIS_URL").is_none() {
             assert!(redis.unwrap_err().contains("redis_url"));
         }
+    }
+
+    #[test]
+    fn a_reload_keeps_the_targeted_fields_the_engine_started_with() {
+        let with = |field: &str| {
+            format!(
+                "[cache]\ntargeted_fields = [\"{field}\"]\n[[vhost]]\nupstream = \"http://127.0.0.1:1\"\n"
+            )
+        };
+        let started = build(&with("edge-control"), &[]).unwrap();
+        let reloaded = build(&with("other-control"), &[]).unwrap();
+        let via = http::HeaderValue::from_static("1.1 test");
+        let sites = reloaded.sites(&started.fixed, &via).unwrap();
+        let targeted = sites.vhosts()[0].upstream.targeted();
+        assert_eq!(targeted, started.fixed.cache.targeted_fields().as_slice());
+        assert!(targeted.iter().any(|name| name == "edge-control"));
     }
 
     #[test]

@@ -11,11 +11,13 @@
 //! ```
 
 mod access;
+mod admin;
 mod args;
 mod config;
 mod forwarding;
 mod health;
 mod metrics;
+mod purge;
 mod routes;
 mod server;
 mod tunnel;

@@ -95,6 +95,12 @@ impl Sites {
         Self { vhosts }
     }
 
+    /// Every virtual host, in order.
+    #[cfg(test)]
+    pub fn vhosts(&self) -> &[Vhost] {
+        &self.vhosts
+    }
+
     /// The virtual host for a request's `Host` (or absolute target): the
     /// one naming it exactly, else the first whose `*.` pattern matches,
     /// else the one with `*`.
@@ -154,7 +160,122 @@ impl Vhost {
     }
 }
 
+/// `path` as origins commonly read it, for matching routes: unreserved
+/// characters percent-decoded, repeated `/` collapsed, `.` and `..`
+/// segments resolved. The second value says whether the path holds
+/// something an origin may read otherwise still (`%2F`, `%5C`, `\`, a
+/// `;` parameter): the caller treats that as a changed path.
+pub fn normalise_path(path: &str) -> (String, bool) {
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut ambiguous = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%'
+            && let Some(byte) = bytes
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+                decoded.push(byte);
+            } else {
+                ambiguous |= byte == b'/' || byte == b'\\';
+                decoded.extend_from_slice(&bytes[i..i + 3]);
+            }
+            i += 3;
+            continue;
+        }
+        ambiguous |= b == b'\\' || b == b';';
+        decoded.push(b);
+        i += 1;
+    }
+    // Only ASCII was decoded, and whole escapes kept: still UTF-8.
+    let decoded = String::from_utf8_lossy(&decoded);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            segment => segments.push(segment),
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    let last = decoded.rsplit('/').next().unwrap_or("");
+    if out.is_empty() || decoded.ends_with('/') || last == "." || last == ".." {
+        out.push('/');
+    }
+    (out, ambiguous)
+}
+
+/// A query parameter's name as an origin reads it: `+` as a space,
+/// percent escapes decoded.
+fn query_name(pair: &str) -> String {
+    let raw = pair
+        .split_once('=')
+        .map_or(pair, |(name, _)| name)
+        .as_bytes();
+    let mut name = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => name.push(b' '),
+            b'%' if let Some(byte) = raw
+                .get(i + 1..i + 3)
+                .and_then(|hex| std::str::from_utf8(hex).ok())
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok()) =>
+            {
+                name.push(byte);
+                i += 2;
+            }
+            b => name.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&name).into_owned()
+}
+
 impl KeyRule {
+    /// Whether the key leaves out query pair `pair`: by its decoded name,
+    /// and never a pair holding `;`, which some origins read as a
+    /// separator (the pair may carry a parameter the rule keeps).
+    fn drops(&self, pair: &str) -> bool {
+        if pair.contains(';') {
+            return false;
+        }
+        let name = query_name(pair);
+        let ignored = self
+            .ignore_query
+            .as_ref()
+            .is_some_and(|s| s.is_match(&name));
+        let kept = self.keep_query.as_ref().is_none_or(|s| s.is_match(&name));
+        ignored || !kept
+    }
+
+    /// Whether a request with `query` must not be cached under this rule:
+    /// with `keep_query`, a parameter the key leaves out whose name, in
+    /// another case, is one it keeps (an origin that reads names without
+    /// case would answer by it).
+    pub fn query_is_ambiguous(&self, query: Option<&str>) -> bool {
+        let (Some(keep), Some(query)) = (&self.keep_query, query) else {
+            return false;
+        };
+        query
+            .split('&')
+            .filter(|pair| !pair.is_empty() && self.drops(pair))
+            .any(|pair| {
+                let name = query_name(pair);
+                keep.is_match(name.to_lowercase()) || keep.is_match(name.to_uppercase())
+            })
+    }
+
     fn is_plain(&self) -> bool {
         self.ignore_query.is_none()
             && self.keep_query.is_none()
@@ -180,12 +301,7 @@ impl KeyRule {
         if let Some(query) = query {
             let mut pairs: Vec<&str> = query
                 .split('&')
-                .filter(|pair| {
-                    let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
-                    let ignored = self.ignore_query.as_ref().is_some_and(|s| s.is_match(name));
-                    let kept = self.keep_query.as_ref().is_none_or(|s| s.is_match(name));
-                    !pair.is_empty() && !ignored && kept
-                })
+                .filter(|pair| !pair.is_empty() && !self.drops(pair))
                 .collect();
             if self.sort_query {
                 pairs.sort_unstable();
@@ -211,7 +327,7 @@ impl KeyRule {
             );
         }
         for name in &self.cookies {
-            let value = cookie(&parts.headers, name).map(|v| escape(v.as_bytes()));
+            let value = cookie(&parts.headers, name).map(escape);
             push_part(&mut out, "c", name, value.as_ref());
         }
         out
@@ -242,16 +358,20 @@ fn push_part(out: &mut String, kind: &str, name: &str, value: Option<&String>) {
     };
 }
 
-/// The first value of cookie `name` in the request's `Cookie` fields.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+/// The first value of cookie `name` in the request's `Cookie` fields, as
+/// raw bytes. Lines are split and names matched on bytes: a line with a
+/// byte beyond ASCII elsewhere still names its session, so that a
+/// logged-in user is never keyed as an anonymous one.
+fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h [u8]> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|line| line.to_str().ok())
-        .flat_map(|line| line.split(';'))
+        .flat_map(|line| line.as_bytes().split(|&b| b == b';'))
         .find_map(|pair| {
-            let (key, value) = pair.trim().split_once('=')?;
-            (key == name).then(|| value.to_owned())
+            let pair = pair.trim_ascii();
+            let equals = pair.iter().position(|&b| b == b'=')?;
+            let (key, value) = (&pair[..equals], &pair[equals + 1..]);
+            (key.trim_ascii() == name.as_bytes()).then_some(value)
         })
 }
 
@@ -462,6 +582,93 @@ mod tests {
         // A value that spells the rest of another key is still its own.
         let forged = key_of(&rule, "/", &[("accept-language", "en c:lang:2:fr")]);
         assert_ne!(forged, en);
+    }
+
+    #[test]
+    fn paths_are_normalised_as_origins_read_them() {
+        for (raw, normal) in [
+            ("/api/private/me", "/api/private/me"),
+            ("/api/%70rivate/me", "/api/private/me"),
+            ("/api//private/me", "/api/private/me"),
+            ("/api/./private/me", "/api/private/me"),
+            ("/x/../api/private/me", "/api/private/me"),
+            ("/x/%2e%2E/api/private", "/api/private"),
+            ("/../../api/private", "/api/private"),
+            ("/", "/"),
+            ("/dir/", "/dir/"),
+            ("/dir/..", "/"),
+            ("/caf%C3%A9", "/caf%C3%A9"),
+            ("/a%2Fb", "/a%2Fb"),
+        ] {
+            assert_eq!(normalise_path(raw).0, normal, "{raw}");
+        }
+        assert!(!normalise_path("/api/%70rivate").1);
+        for ambiguous in [
+            "/api%2Fprivate",
+            "/api%5cprivate",
+            "/api\\private",
+            "/api;x/private",
+        ] {
+            assert!(normalise_path(ambiguous).1, "{ambiguous}");
+        }
+    }
+
+    #[test]
+    fn query_names_are_matched_as_origins_decode_them() {
+        let keep = KeyRule {
+            keep_query: Some(patterns(&["q"])),
+            ..KeyRule::default()
+        };
+        // An escaped name is the name it spells.
+        assert_ne!(
+            key_of(&keep, "/s?q=a&%71=evil", &[]),
+            key_of(&keep, "/s?q=a", &[])
+        );
+        // A name in another case is not kept, and the request is not cached.
+        assert!(keep.query_is_ambiguous(Some("q=a&Q=evil")));
+        assert!(!keep.query_is_ambiguous(Some("q=a&page=2")));
+        let ignore = KeyRule {
+            ignore_query: Some(patterns(&["utm_*"])),
+            ..KeyRule::default()
+        };
+        assert_eq!(
+            key_of(&ignore, "/s?%75tm_source=x&q=a", &[]),
+            key_of(&ignore, "/s?q=a", &[])
+        );
+        // A pair holding `;` stays whole: `;` may separate parameters.
+        assert_ne!(
+            key_of(&ignore, "/s?utm_source=x;q=evil", &[]),
+            key_of(&ignore, "/s", &[])
+        );
+        assert_ne!(
+            key_of(&keep, "/s?q=a&page=1;q=evil", &[]),
+            key_of(&keep, "/s?q=a", &[])
+        );
+    }
+
+    #[test]
+    fn a_cookie_line_with_bytes_beyond_ascii_still_keys_its_session() {
+        let rule = KeyRule {
+            cookies: vec!["session".to_owned()],
+            ..KeyRule::default()
+        };
+        let with_cookie = |line: &[u8]| {
+            let mut request = parts("/", &[]);
+            let value = HeaderValue::from_bytes(line).unwrap();
+            request.headers.insert(header::COOKIE, value);
+            rule.apply(respcache_http::default_key(&request), &request)
+        };
+        let anonymous = key_of(&rule, "/", &[]);
+        let alice = with_cookie(b"pref=caf\xc3\xa9; session=alice");
+        let bob = with_cookie(b"pref=caf\xc3\xa9; session=bob");
+        assert_ne!(alice, anonymous, "a logged-in user keyed as anonymous");
+        assert_ne!(alice, bob);
+        assert!(alice.ends_with(" c:session:5:alice"), "{alice}");
+        // The value itself, escaped one to one.
+        let odd = with_cookie(b"session=\xff");
+        let other = with_cookie(b"session=\xfe");
+        assert_ne!(odd, other);
+        assert!(odd.ends_with(" c:session:3:%FF"), "{odd}");
     }
 
     fn head(status: u16, headers: &[(&str, &str)]) -> response::Parts {

@@ -30,6 +30,7 @@ struct Context<S> {
     forwarding: Forwarding,
     traffic: Arc<Traffic>,
     live: Arc<RwLock<Arc<Live>>>,
+    purge: Arc<crate::purge::Access>,
 }
 
 /// What a reload replaces: the virtual hosts, their upstreams and routes,
@@ -61,21 +62,23 @@ pub async fn serve<S: Storage>(
     let forwarding = Forwarding::new(fixed.trust_forwarded.clone(), fixed.via_name.clone())?;
     let via = forwarding.via().clone();
     let live = Arc::new(RwLock::new(Arc::new(Live {
-        sites: config.sites(&via)?,
+        sites: config.sites(&fixed, &via)?,
         access_log: config.access_log,
     })));
     let listener = TcpListener::bind(fixed.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", fixed.listen))?;
     let traffic = Arc::new(Traffic::default());
+    let purge = Arc::new(crate::purge::Access::new(&fixed));
     if let Some(admin) = fixed.admin {
         let admin = TcpListener::bind(admin)
             .await
             .map_err(|e| format!("cannot listen on {admin} (admin): {e}"))?;
-        tokio::spawn(crate::metrics::serve_admin(
+        tokio::spawn(crate::admin::serve(
             admin,
             cache.clone(),
             traffic.clone(),
+            purge.clone(),
         ));
     }
     tracing::info!(
@@ -90,6 +93,7 @@ pub async fn serve<S: Storage>(
         forwarding,
         traffic,
         live,
+        purge,
     });
     // Every connection task holds a sender: when all are gone, every
     // connection has finished. The watch tells them to finish.
@@ -113,8 +117,22 @@ pub async fn serve<S: Storage>(
         let client = Arc::new(context.forwarding.peer(peer));
         let service = service_fn(move |request: Request<Incoming>| {
             let (context, client) = (context.clone(), client.clone());
+            let started = Instant::now();
             async move {
-                Ok::<_, std::convert::Infallible>(answer(request, &client, peer, &context).await)
+                if request.method().as_str() == "PURGE" {
+                    let purged = context
+                        .purge
+                        .client_request(request, peer, &context.cache)
+                        .await;
+                    let purged = context
+                        .traffic
+                        .count(purged)
+                        .map(|body| body.since(started));
+                    return Ok(Logged::wrap(purged, None));
+                }
+                Ok::<_, std::convert::Infallible>(
+                    answer(request, &client, peer, started, &context).await,
+                )
             }
         });
         // The header timeout runs from the moment the connection waits for
@@ -176,14 +194,14 @@ async fn reload_on_hangup(
             };
         while hangups.recv().await.is_some() {
             let loaded = Config::load(&args).and_then(|config| {
-                let sites = config.sites(&via)?;
+                let sites = config.sites(&fixed, &via)?;
                 Ok((config, sites))
             });
             match loaded {
                 Ok((config, sites)) => {
                     if config.fixed != fixed {
                         tracing::warn!(
-                            "reload: listeners, [cache] and forwarding settings changed; they take effect on restart"
+                            "reload: listeners, [cache], forwarding or purge settings changed; they take effect on restart"
                         );
                     }
                     let mut live = live
@@ -211,14 +229,17 @@ async fn answer<S: Storage>(
     request: Request<Incoming>,
     peer: &Peer,
     address: SocketAddr,
+    started: Instant,
     context: &Context<S>,
 ) -> Response<Logged<Counted>> {
-    let started = Instant::now();
     let live = context.live();
     let (parts, body) = request.into_parts();
     let mut entry = access::Entry::start(live.access_log, address, &parts, started);
     let response = route(parts, body, peer, &live, context).await;
-    let mut response = context.traffic.count(response);
+    let mut response = context
+        .traffic
+        .count(response)
+        .map(|body| body.since(started));
     response.headers_mut().remove(ROUTE_FIELD);
     if let Some(entry) = &mut entry {
         entry.answered(
@@ -247,6 +268,11 @@ async fn route<S: Storage>(
         );
     };
     let upstream = &vhost.upstream;
+    // A request without `Host` (HTTP/1.0) would be keyed by the
+    // upstream's authority, the key of a virtual host answering that
+    // name: it passes through. (Before `prepare`, which supplies one.)
+    let host_less =
+        !parts.headers.contains_key(http::header::HOST) && parts.uri.authority().is_none();
     if let Err(Refusal::Loop) = context
         .forwarding
         .prepare(&mut parts, peer, &upstream.host())
@@ -257,10 +283,21 @@ async fn route<S: Storage>(
             "respcache-proxy: this request has passed through this proxy already (Via): a forwarding loop\n",
         );
     }
-    if let Some(route) = vhost.route(parts.uri.path()) {
-        if route.rules.bypass {
-            parts.extensions.insert(CacheMode::NoStore);
-        }
+    // Routes match the path as origins read it (`/api/%70rivate`,
+    // `/api//private`): a bypass route is never stepped around. Where
+    // the path is not already in that form, nothing is cached, so that
+    // no spelling shares a key with what another spelling reaches.
+    let (path, ambiguous) = crate::routes::normalise_path(parts.uri.path());
+    let route = vhost.route(&path);
+    let mut bypass = route
+        .is_some_and(|route| route.rules.bypass || route.key.query_is_ambiguous(parts.uri.query()));
+    if ambiguous || path != parts.uri.path() {
+        bypass = true;
+    }
+    if bypass || host_less {
+        parts.extensions.insert(CacheMode::NoStore);
+    }
+    if let Some(route) = route {
         parts.extensions.insert(route.clone());
     }
     let request = Request::from_parts(parts, body);

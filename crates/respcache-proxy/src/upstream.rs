@@ -49,6 +49,12 @@ impl Upstream {
         })
     }
 
+    /// The targeted fields this upstream leaves to the origin.
+    #[cfg(test)]
+    pub fn targeted(&self) -> &[http::HeaderName] {
+        &self.targeted
+    }
+
     /// This upstream, leaving responses that carry one of `fields` (the
     /// targeted fields this proxy obeys) to their origin's directives.
     pub fn with_targeted(mut self, fields: Vec<http::HeaderName>) -> Self {

@@ -253,6 +253,59 @@ async fn route_ttls_and_bypass_decide_what_is_stored() {
         assert!(!reply.cache_status_has("hit"), "{}", reply.cache_status());
     }
     assert_eq!(origin.requests(), before + 2);
+
+    // Nor under another spelling of the same path, which the origin reads
+    // as the bypassed one (web cache deception).
+    for spelling in [
+        "/fresh/%70rivate/me",
+        "/fresh//private/me",
+        "/fresh/x/../private/me",
+    ] {
+        let before = origin.requests();
+        for _ in 0..2 {
+            let reply = client.get(&proxy.url(spelling)).await;
+            assert!(
+                !reply.cache_status_has("hit"),
+                "{spelling}: {}",
+                reply.cache_status()
+            );
+        }
+        assert_eq!(origin.requests(), before + 2, "{spelling} was cached");
+    }
+
+    // A request without Host (HTTP/1.0) is not keyed by the upstream's
+    // name: it passes through.
+    let before = origin.requests();
+    for _ in 0..2 {
+        let head = host_less(proxy.addr, "/fresh/no-host").await;
+        assert!(
+            head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+            "{head}"
+        );
+    }
+    assert_eq!(
+        origin.requests(),
+        before + 2,
+        "a Host-less request was cached"
+    );
+}
+
+/// Sends `GET path HTTP/1.0` without `Host` to `addr`; the response, whole.
+async fn host_less(addr: SocketAddr, path: &str) -> String {
+    send_raw(addr, &format!("GET {path} HTTP/1.0\r\n\r\n")).await
+}
+
+/// Sends `request` as it is to `addr`; the response, whole.
+async fn send_raw(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the proxy answered")
+        .unwrap();
+    String::from_utf8_lossy(&response).into_owned()
 }
 
 /// A proxy on the redis backend at `url`, in front of `upstream`.
@@ -495,6 +548,19 @@ async fn the_access_log_has_a_line_per_request_with_cache_status_bytes_and_clien
     );
     assert!(!lines[0].contains("origin_ms=-"), "{}", lines[0]);
     assert!(lines[1].contains("cache=hit origin_ms=-"), "{}", lines[1]);
+    // A quote or backslash in the target cannot end the quoted request
+    // line and forge the fields after it.
+    send_raw(
+        common.addr,
+        "GET /fresh/a\"b\\c\" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    let lines = wait_for_lines(&common, 3).await;
+    assert!(
+        lines[2].contains(r#""GET /fresh/a\"b\\c\" HTTP/1.1" 200"#),
+        "{}",
+        lines[2]
+    );
 
     let json = start("json").await;
     client.get(&json.url("/fresh/json")).await;

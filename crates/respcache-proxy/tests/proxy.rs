@@ -269,15 +269,12 @@ async fn the_admin_endpoint_counts_hits_misses_and_bytes_in_prometheus_text() {
     assert!(
         reply.headers["content-type"]
             .to_str()
-            .is_ok_and(|v| v.starts_with("text/plain")),
+            .is_ok_and(|v| v.starts_with("application/openmetrics-text")),
         "{:?}",
         reply.headers
     );
     let text = reply.text();
-    assert!(
-        text.contains("# TYPE respcache_hits_total counter"),
-        "{text}"
-    );
+    assert!(text.contains("# TYPE respcache_hits counter"), "{text}");
     assert_eq!(metric(text, "respcache_hits_total"), 1);
     assert_eq!(metric(text, "respcache_misses_total"), 1);
     assert_eq!(metric(text, "respcache_stores_total"), 1);

@@ -181,6 +181,56 @@ impl Proxy {
         format!("http://{}{path}", self.admin)
     }
 
+    /// [`Proxy::start_with`], with `env` in the proxy's environment (for
+    /// settings read from environment variables, such as secrets).
+    pub async fn start_with_env(
+        upstream: &str,
+        backend: &str,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().expect("a cache directory");
+            let log = dir.path().join("proxy.log");
+            let [addr, admin] = respcache_testkit::free_ports();
+            let child = Command::new(BINARY)
+                .args(["--upstream", upstream])
+                .args(["--listen", &addr.to_string()])
+                .args(["--admin", &admin.to_string()])
+                .arg("--dir")
+                .arg(dir.path().join("cache"))
+                .args(["--backend", backend])
+                .args(flags)
+                .envs(env.iter().copied())
+                .env(
+                    "RUST_LOG",
+                    "info,respcache_proxy=debug,respcache_http=debug",
+                )
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(File::create(&log).expect("the proxy's log file"))
+                .spawn()
+                .expect("starting respcache-proxy");
+            let mut proxy = Self {
+                child,
+                addr,
+                admin,
+                log,
+                _dir: dir,
+            };
+            if proxy.ready().await {
+                return proxy;
+            }
+            let log = proxy.log();
+            assert!(
+                log.contains("cannot listen"),
+                "respcache-proxy exited at start:\n{log}"
+            );
+        }
+        panic!("respcache-proxy found no free ports in five tries");
+    }
+
     /// Sends SIGTERM, as a service manager stopping the proxy would.
     pub fn terminate(&self) {
         let status = Command::new("kill")
