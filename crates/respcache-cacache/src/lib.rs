@@ -106,7 +106,12 @@ impl CACacheManager {
     /// Removes every entry.
     pub async fn clear(&self) -> Result<()> {
         self.hot.forget_all();
-        match cacache::clear(&self.path).await {
+        let cleared = cacache::clear(&self.path).await;
+        // Again: a read while the directory was being emptied may have
+        // kept an entry that is now gone, and would serve it until the
+        // next recheck.
+        self.hot.forget_all();
+        match cleared {
             Ok(()) => Ok(()),
             Err(cacache::Error::IoError(err, _)) if err.kind() == std::io::ErrorKind::NotFound => {
                 Ok(())

@@ -97,8 +97,11 @@ impl<S: Storage> HttpCache<S> {
             }
             for url in urls {
                 let mut builder = Request::get(url.as_str());
-                if let Some(host) = get.headers.get(header::HOST) {
-                    builder = builder.header(header::HOST, host.clone());
+                // What the key may be made of besides the URL.
+                for name in [header::HOST, header::AUTHORIZATION] {
+                    for value in get.headers.get_all(&name) {
+                        builder = builder.header(&name, value.clone());
+                    }
                 }
                 if let Ok(request) = builder.body(()) {
                     keys.push((options.key)(&request.into_parts().0));

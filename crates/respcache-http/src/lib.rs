@@ -102,7 +102,7 @@ pub use layer::{
     CacheLayer, CacheService, InfallibleCacheLayer, InfallibleCacheService, InfallibleFuture,
 };
 pub use metrics::MetricsSnapshot;
-pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key};
+pub use options::{CacheMode, KeyFn, Options, absolute_url, default_key, private_key};
 pub use origin::{FnService, Origin, OriginFuture, ServiceOrigin};
 pub use purge::{Purge, PurgeError, Strength};
 pub use respcache_core::{BoxError, CachePolicy, CommitWatch, StoreHints};

@@ -4,6 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
+
 use crate::clock::{Clock, SystemClock};
 
 /// How the engine uses the cache for a request, after the `fetch` API's
@@ -50,7 +52,9 @@ pub struct Options {
     /// The name this cache gives itself in `Cache-Status`.
     pub cache_name: String,
     /// The key function. The default is the method and the absolute URL,
-    /// with `HEAD` keyed as `GET` so that a stored `GET` answers it.
+    /// with `HEAD` keyed as `GET` so that a stored `GET` answers it
+    /// ([`default_key`]); [`Options::private`] adds a hash of the
+    /// request's `Authorization` ([`private_key`]).
     pub key: KeyFn,
     /// Serve a stale response when the origin cannot be reached at all,
     /// unless the response forbids it (`must-revalidate`, `no-cache`, and
@@ -173,9 +177,16 @@ impl Options {
     /// The settings of a private cache: a client's own, which may keep
     /// `private` responses and those to requests with `Authorization`.
     /// What `respcache-reqwest` and a hyper client want.
+    ///
+    /// Its key is [`private_key`]: a request with `Authorization` is
+    /// keyed by a hash of that header's value too, so that a client that
+    /// sends several users' credentials (a server calling an API on their
+    /// behalf) never answers one user with another's response, while a
+    /// client with one user's credentials still gets hits.
     pub fn private() -> Self {
         Self {
             shared: false,
+            key: Arc::new(private_key),
             ..Self::default()
         }
     }
@@ -227,6 +238,33 @@ pub fn default_key(parts: &http::request::Parts) -> String {
         &parts.method
     };
     format!("{method}:{}", absolute_url(parts))
+}
+
+/// The key of a private cache ([`Options::private`]): [`default_key`],
+/// and for a request with `Authorization`, a SHA-256 of that header's
+/// value, so that each credential has its own entries. The value itself
+/// is never part of the key, which a backend may keep on disk or in
+/// Redis; a weak password in `Basic` credentials could still be guessed
+/// from its hash by someone who can read the keys.
+pub fn private_key(parts: &http::request::Parts) -> String {
+    let key = default_key(parts);
+    let mut values = parts.headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(first) = values.next() else {
+        return key;
+    };
+    let mut hash = Sha256::new();
+    hash.update(b"respcache authorization\0");
+    hash.update(first.as_bytes());
+    for value in values {
+        hash.update(b"\0");
+        hash.update(value.as_bytes());
+    }
+    let hex: String = hash
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{key}\nauthorization:{hex}")
 }
 
 /// The request's absolute URL: its own when it has one (a client's
@@ -458,7 +496,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_and_shared_differ_only_in_sharing() {
+    fn a_private_key_holds_a_hash_of_the_authorization_never_the_value() {
+        let with = |token: Option<&str>| {
+            let mut request = http::Request::get("https://example.com/orders");
+            if let Some(token) = token {
+                request = request.header(http::header::AUTHORIZATION, token);
+            }
+            private_key(&request.body(()).unwrap().into_parts().0)
+        };
+        let plain = with(None);
+        assert_eq!(plain, "GET:https://example.com/orders");
+        let (alice, bob) = (
+            with(Some("Bearer alice-token")),
+            with(Some("Bearer bob-token")),
+        );
+        assert_ne!(alice, bob);
+        assert_ne!(alice, plain);
+        assert_eq!(alice, with(Some("Bearer alice-token")), "stable");
+        assert!(alice.starts_with("GET:https://example.com/orders\n"));
+        assert!(!alice.contains("alice"), "{alice}");
+    }
+
+    /// Options' keys are functions, which `Debug` does not show.
+    #[test]
+    fn private_and_shared_differ_only_in_sharing_and_key() {
         let (private, shared) = (Options::private(), Options::shared());
         assert!(!private.shared);
         assert!(shared.shared);

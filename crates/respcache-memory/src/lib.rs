@@ -49,6 +49,8 @@
 //!   an eighth of the capacity). A buffered put of a larger one fails with
 //!   [`CacheError::TooLarge`]; a streamed put passes it through to its
 //!   caller whole and stops gathering it as soon as it is past the limit.
+//!   Either way the key's older entry is removed: it is no longer what
+//!   the origin sends.
 //!
 //! Nothing outlives the manager: entries are neither shared between
 //! processes nor kept across a restart. Put it in front of a persistent
@@ -194,10 +196,11 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Stores `entry` under `key`, replacing what was there; an entry too
-    /// heavy to admit is refused and the key is left as it was.
+    /// heavy to admit is refused, and the key's older entry goes too.
     pub(crate) fn insert(&self, key: String, entry: Entry) -> std::result::Result<(), CacheError> {
         let weight = key.len() as u64 + entry.weight;
         if weight > self.admit {
+            self.refused(&key);
             return Err(CacheError::TooLarge {
                 key,
                 size: weight,
@@ -206,6 +209,14 @@ impl Shared {
         }
         self.cache.insert(key, Arc::new(entry));
         Ok(())
+    }
+
+    /// Drops the entry under `key` when a newer response for it is not
+    /// kept: the older one is no longer what the origin sends (after a
+    /// revalidation that got a new, too large 200, it would go on being
+    /// served).
+    pub(crate) fn refused(&self, key: &str) {
+        self.cache.remove(key);
     }
 
     /// The entry under `key` if it is still worth keeping; one past its
@@ -275,6 +286,7 @@ impl MemoryManager {
 
     fn check_body(&self, key: &str, len: usize) -> std::result::Result<(), CacheError> {
         if len as u64 > self.shared.max_body_size {
+            self.shared.refused(key);
             return Err(CacheError::TooLarge {
                 key: key.to_owned(),
                 size: len as u64,

@@ -36,9 +36,10 @@ where
 }
 
 /// Gathers the frames; stores the entry on `End`. A body past the largest
-/// body the manager keeps, or one that ends without `End` (the origin
-/// failed, the caller dropped it), stores nothing: dropping the writer
-/// lets the caller's body pass through and frees what was gathered.
+/// body the manager keeps removes the key's older entry and stores
+/// nothing; one that ends without `End` (the origin failed, the caller
+/// dropped it) stores nothing. Either way, dropping the writer lets the
+/// caller's body pass through and frees what was gathered.
 async fn gather(shared: Arc<Shared>, pending: Pending, mut events: TeeWriter) {
     let mut frames: Vec<Bytes> = Vec::new();
     let mut len: u64 = 0;
@@ -52,6 +53,7 @@ async fn gather(shared: Arc<Shared>, pending: Pending, mut events: TeeWriter) {
                         limit = shared.max_body_size,
                         "body too large to keep in memory; passing it through"
                     );
+                    shared.refused(&pending.key);
                     return;
                 }
                 frames.push(frame);

@@ -218,3 +218,45 @@ async fn a_streamed_body_past_the_limit_passes_through_and_is_not_kept() {
     let (kept, _) = cache.get("fits").await.unwrap().expect("kept");
     assert_eq!(kept.body, body);
 }
+
+#[tokio::test]
+async fn a_put_refused_for_its_size_removes_the_older_entry() {
+    let cache = MemoryManager::builder(64 << 20)
+        .max_body_size(1 << 20)
+        .build();
+
+    // Buffered: a revalidation got a new 200 too large to keep.
+    let (older, policy) = response("older");
+    cache.put("buffered".into(), older, policy).await.unwrap();
+    let (newer, policy) = response(vec![1u8; (1 << 20) + 1]);
+    cache
+        .put("buffered".into(), newer, policy)
+        .await
+        .unwrap_err();
+    assert!(
+        cache.get("buffered").await.unwrap().is_none(),
+        "the older entry is still served"
+    );
+
+    // Streamed: the body goes past the limit on its way through.
+    let (older, policy) = response("older");
+    cache
+        .put("streamed".into(), older, policy.clone())
+        .await
+        .unwrap();
+    let put = cache
+        .put_stream("streamed".into(), origin(40, 64 * 1024), policy, url())
+        .await
+        .unwrap();
+    let commit = put
+        .extensions()
+        .get::<CommitWatch>()
+        .cloned()
+        .expect("a commit watch");
+    put.into_body().collect().await.unwrap();
+    assert!(!commit.committed().await, "nothing was stored");
+    assert!(
+        cache.get("streamed").await.unwrap().is_none(),
+        "the older entry is still served"
+    );
+}

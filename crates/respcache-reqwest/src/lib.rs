@@ -18,8 +18,13 @@
 //!
 //! - **A private cache by default** ([`Options::private`]): it may keep
 //!   `private` responses and those to requests with `Authorization`, as a
-//!   client's own cache may. Give [`Cache::new`] an [`HttpCache`] for any
-//!   other [`Options`].
+//!   client's own cache may. A request with `Authorization` is keyed by a
+//!   SHA-256 of that header's value as well as its URL
+//!   ([`respcache_http::private_key`]): a server calling an API with
+//!   several users' tokens never answers one user with another's
+//!   response, and a client with one token still gets hits. The token
+//!   itself is never part of a key. Give [`Cache::new`] an [`HttpCache`]
+//!   for any other [`Options`].
 //! - **A [`CacheMode`] per request**, through reqwest-middleware's request
 //!   extensions: `client.get(url).with_extension(CacheMode::NoStore)`.
 //! - **`Cache-Status`** (RFC 9211) on every response: `hit`, or `fwd=` and

@@ -298,3 +298,45 @@ async fn an_unreachable_origin_is_reqwests_own_error() -> TestResult {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn each_authorization_has_its_own_entries_in_a_private_cache() -> TestResult {
+    // A server calling an API for several users, each with their token.
+    let origin = Origin::start(|seen: &Seen, _| {
+        let body = match seen.headers.get("authorization").map(|v| v.as_bytes()) {
+            Some(b"Bearer alice-token") => "alice's orders",
+            Some(b"Bearer bob-token") => "bob's orders",
+            _ => "nobody's orders",
+        };
+        answer("private, max-age=60", body)
+    })
+    .await;
+    let dir = tempfile::tempdir()?;
+    let client = client_over_fs(dir.path());
+    let url = origin.url("/orders");
+    let get = |token: &'static str| client.get(&url).bearer_auth(token).send();
+
+    assert_eq!(get("alice-token").await?.bytes().await?, "alice's orders");
+    let bob = get("bob-token").await?;
+    assert!(
+        !cache_status(&bob).contains("hit"),
+        "{}",
+        cache_status(&bob)
+    );
+    assert_eq!(bob.bytes().await?, "bob's orders", "bob got alice's answer");
+    assert_eq!(
+        client.get(&url).send().await?.bytes().await?,
+        "nobody's orders"
+    );
+
+    // One user's requests still hit.
+    let again = get("alice-token").await?;
+    assert!(
+        cache_status(&again).contains("hit"),
+        "{}",
+        cache_status(&again)
+    );
+    assert_eq!(again.bytes().await?, "alice's orders");
+    assert_eq!(origin.requests(), 3);
+    Ok(())
+}

@@ -39,9 +39,17 @@
 //!   the near tier will not keep (too large) passes through uncopied.
 //! - **Writes** go to both: the near tier's entry is dropped first, then
 //!   the far tier stores, then the near tier. A far tier that fails fails
-//!   the write; a near tier that fails only loses its copy. So the near
-//!   tier never holds an entry the far tier replaced through this manager.
+//!   the write; a near tier that fails only loses its copy. Two writes of
+//!   one key that overlap keep no near copy, since which one the far tier
+//!   kept last is unknown.
 //! - **Deletes** remove from both.
+//! - **Promotions race no write**: a read promotes only if no write of
+//!   the key (put, delete, head update through this manager) was under
+//!   way when it read the far tier, and drops its copy again if one
+//!   started before the copy was stored. So the near tier never holds an
+//!   entry the far tier replaced through this manager (a streamed
+//!   promotion that a write overtakes may be served for the moment between
+//!   its store and its removal).
 //! - **Damage** in either tier is a miss there: each tier checks its own
 //!   entries, a damaged near entry sends the read to the far tier, and a
 //!   far body that turns out damaged while it streams ends in an error and
@@ -60,7 +68,9 @@
 //! `near_lifetime` where that matters.
 
 mod body;
+mod stamps;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::BodyExt;
@@ -71,6 +81,7 @@ use respcache_core::{
 use url::Url;
 
 pub use body::TieredBody;
+use stamps::{Stamp, Stamps};
 
 /// How long a promoted entry is kept in the near tier unless
 /// [`Builder::promoted_lifetime`] says otherwise.
@@ -79,9 +90,11 @@ pub const DEFAULT_PROMOTED_LIFETIME: Duration = Duration::from_secs(60);
 /// A near tier in front of a far one; see the crate docs.
 #[derive(Debug, Clone)]
 pub struct TieredManager<N, F> {
-    near: N,
+    // Shared with the tasks that watch a streamed store end.
+    near: Arc<N>,
     far: F,
     options: Options,
+    stamps: Stamps,
 }
 
 #[derive(Debug, Clone)]
@@ -118,9 +131,10 @@ impl<N, F> Builder<N, F> {
     /// The manager.
     pub fn build(self) -> TieredManager<N, F> {
         TieredManager {
-            near: self.near,
+            near: Arc::new(self.near),
             far: self.far,
             options: self.options,
+            stamps: Stamps::new(),
         }
     }
 }
@@ -181,6 +195,22 @@ impl<N: CacheManager, F: CacheManager> TieredManager<N, F> {
             tracing::warn!(key = %abbreviate_key(cache_key), error = %err, "near tier delete failed");
         }
     }
+
+    /// Drops a copy just promoted under `cache_key` if a write of the key
+    /// started or ended since `before`, read before the far tier was.
+    async fn keep_promoted_if(&self, cache_key: &str, before: Stamp) {
+        if self.stamps.read(cache_key) != before {
+            tracing::debug!(key = %abbreviate_key(cache_key), "a write overtook the promotion; dropping it");
+            self.forget_near(cache_key).await;
+        }
+    }
+}
+
+/// Drops `near`'s entry under `key`; for the tasks that watch a store.
+async fn forget(near: &impl CacheManager, key: &str) {
+    if let Err(err) = near.delete(key).await {
+        tracing::warn!(key = %abbreviate_key(key), error = %err, "near tier delete failed");
+    }
 }
 
 #[async_trait::async_trait]
@@ -193,9 +223,15 @@ impl<N: CacheManager, F: CacheManager> CacheManager for TieredManager<N, F> {
                 tracing::warn!(key = %abbreviate_key(cache_key), error = %err, "near tier read failed; reading the far tier");
             }
         }
+        let before = self.stamps.read(cache_key);
         let Some((response, policy)) = self.far.get(cache_key).await? else {
             return Ok(None);
         };
+        if !before.quiet() {
+            // A write is under way: what the far tier returned may be
+            // what it replaces.
+            return Ok(Some((response, policy)));
+        }
         if let Err(err) = self
             .near
             .put_with(
@@ -208,6 +244,7 @@ impl<N: CacheManager, F: CacheManager> CacheManager for TieredManager<N, F> {
         {
             tracing::debug!(key = %abbreviate_key(cache_key), error = %err, "not promoted to the near tier");
         }
+        self.keep_promoted_if(cache_key, before).await;
         Ok(Some((response, policy)))
     }
 
@@ -228,6 +265,7 @@ impl<N: CacheManager, F: CacheManager> CacheManager for TieredManager<N, F> {
         policy: CachePolicy,
         hints: StoreHints,
     ) -> Result<HttpResponse> {
+        let write = self.stamps.start(&cache_key);
         self.forget_near(&cache_key).await;
         let stored = self
             .far
@@ -242,12 +280,21 @@ impl<N: CacheManager, F: CacheManager> CacheManager for TieredManager<N, F> {
             tracing::debug!(key = %abbreviate_key(&cache_key), error = %err, "not kept in the near tier");
             self.forget_near(&cache_key).await;
         }
+        if !write.finish() {
+            // Another write overlapped: the far tier holds one of the two,
+            // the near tier perhaps the other.
+            self.forget_near(&cache_key).await;
+        }
         Ok(stored)
     }
 
     async fn delete(&self, cache_key: &str) -> Result<()> {
+        let write = self.stamps.start(cache_key);
         let near = self.near.delete(cache_key).await;
         self.far.delete(cache_key).await?;
+        if !write.finish() {
+            self.forget_near(cache_key).await;
+        }
         near
     }
 
@@ -268,6 +315,7 @@ impl<N: CacheManager, F: CacheManager> CacheManager for TieredManager<N, F> {
         policy: CachePolicy,
         hints: StoreHints,
     ) -> Result<bool> {
+        let write = self.stamps.start(cache_key);
         let near_head = respcache_core::clone_head(&head);
         let updated = self
             .far
@@ -280,7 +328,7 @@ impl<N: CacheManager, F: CacheManager> CacheManager for TieredManager<N, F> {
                 .update_head_with(cache_key, near_head, policy, self.near_hints(&hints))
                 .await
                 .unwrap_or(false);
-        if !near_updated {
+        if !write.finish() || !near_updated {
             self.forget_near(cache_key).await;
         }
         Ok(updated)
@@ -292,6 +340,17 @@ type FarBody<F> = http_body_util::combinators::MapErr<
     <F as StreamingCacheManager>::Body,
     fn(<<F as StreamingCacheManager>::Body as http_body::Body>::Error) -> StreamingError,
 >;
+
+/// Runs `task` on the current Tokio runtime; without one (a caller on
+/// another executor) it is dropped, which ends a write it holds.
+fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(task);
+        }
+        Err(_) => tracing::debug!("no Tokio runtime to watch a store on"),
+    }
+}
 
 fn far_error<E: Into<respcache_core::BoxError>>(error: E) -> StreamingError {
     StreamingError::from(error.into())
@@ -312,7 +371,13 @@ where
         cache_key: &str,
         response: http::Response<F::Body>,
         policy: CachePolicy,
+        before: Stamp,
     ) -> Result<http::Response<TieredBody<N::Body, F::Body>>> {
+        if !before.quiet() {
+            // A write is under way: what the far tier returned may be
+            // what it replaces.
+            return Ok(response.map(TieredBody::far));
+        }
         let Some(url) = response.extensions().get::<Url>().cloned() else {
             return Ok(response.map(TieredBody::far));
         };
@@ -328,8 +393,18 @@ where
                 self.promoted_hints(),
             )
             .await?;
-        // A read: no store the caller should wait on or count.
-        promoted.extensions_mut().remove::<CommitWatch>();
+        // A read: no store the caller should wait on or count; but one
+        // that a write overtook while it streamed must go once it is in.
+        if let Some(commit) = promoted.extensions_mut().remove::<CommitWatch>() {
+            let (near, stamps, key) =
+                (self.near.clone(), self.stamps.clone(), cache_key.to_owned());
+            spawn(async move {
+                if commit.committed().await && stamps.read(&key) != before {
+                    tracing::debug!(key = %abbreviate_key(&key), "a write overtook the streamed promotion; dropping it");
+                    forget(&*near, &key).await;
+                }
+            });
+        }
         Ok(promoted.map(TieredBody::near))
     }
 
@@ -338,10 +413,13 @@ where
         &self,
         cache_key: &str,
     ) -> Result<Option<(http::Response<TieredBody<N::Body, F::Body>>, CachePolicy)>> {
+        let before = self.stamps.read(cache_key);
         let Some((response, policy)) = self.far.get_stream(cache_key).await? else {
             return Ok(None);
         };
-        let response = self.promote(cache_key, response, policy.clone()).await?;
+        let response = self
+            .promote(cache_key, response, policy.clone(), before)
+            .await?;
         Ok(Some((response, policy)))
     }
 
@@ -429,6 +507,7 @@ where
         B::Data: Send,
         B::Error: Into<StreamingError>,
     {
+        let write = self.stamps.start(&cache_key);
         self.forget_near(&cache_key).await;
         let mut far = self
             .far
@@ -445,12 +524,26 @@ where
         let near_hints = self.near_hints(&hints);
         let mut both = self
             .near
-            .put_stream_with(cache_key, far, policy, request_url, near_hints)
+            .put_stream_with(cache_key.clone(), far, policy, request_url, near_hints)
             .await?;
-        both.extensions_mut().remove::<CommitWatch>();
-        if let Some(commit) = commit {
-            both.extensions_mut().insert(commit);
+        let near_commit = both.extensions_mut().remove::<CommitWatch>();
+        if let Some(commit) = &commit {
+            both.extensions_mut().insert(commit.clone());
         }
+        // The write ends when both tiers have stored or given up; one that
+        // another write overlapped keeps no near copy.
+        let near = self.near.clone();
+        spawn(async move {
+            if let Some(commit) = commit {
+                commit.committed().await;
+            }
+            if let Some(commit) = near_commit {
+                commit.committed().await;
+            }
+            if !write.finish() {
+                forget(&*near, &cache_key).await;
+            }
+        });
         Ok(both.map(TieredBody::near))
     }
 
