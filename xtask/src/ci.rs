@@ -170,6 +170,7 @@ mod tests {
                 "respcache-memory",
                 "respcache-proxy",
                 "respcache-redis",
+                "respcache-reqwest",
                 "respcache-tiered",
             ]
         );

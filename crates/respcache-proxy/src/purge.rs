@@ -22,10 +22,19 @@ use respcache_http::{CacheBody, HttpCache, Purge, PurgeError, Storage, Strength}
 use crate::config::Fixed;
 
 /// Who may purge.
-#[derive(Debug)]
 pub struct Access {
     token: Option<String>,
     from: Vec<IpNet>,
+}
+
+// By hand, so that the token never reaches a log through a debug print.
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .finish()
+    }
 }
 
 impl Access {
