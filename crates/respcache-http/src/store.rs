@@ -263,8 +263,10 @@ impl<S: Storage> HttpCache<S> {
         now: SystemTime,
     ) -> CachePolicy {
         let options = &self.inner.options;
+        let mut request = as_get(parts);
+        redact_credentials(request.headers_mut());
         CachePolicy::new_options(
-            &as_get(parts),
+            &request,
             head,
             now,
             CacheOptions {
@@ -299,6 +301,22 @@ impl<S: Storage> HttpCache<S> {
 
 /// The request as the `GET` it is looked up as (a `HEAD` uses a stored
 /// `GET`).
+/// Keeps a user's secrets out of the stored policy, which records the
+/// request's fields: it keeps that a request carried credentials (a
+/// shared cache may store such a response only when the origin allows it),
+/// never their value. Storage is not the place for a session or a token.
+fn redact_credentials(headers: &mut http::HeaderMap) {
+    for name in [
+        http::header::AUTHORIZATION,
+        http::header::PROXY_AUTHORIZATION,
+        http::header::COOKIE,
+    ] {
+        if headers.contains_key(&name) {
+            headers.insert(name, http::HeaderValue::from_static("(not stored)"));
+        }
+    }
+}
+
 fn as_get(parts: &request::Parts) -> Request<()> {
     let mut request = Request::new(());
     *request.method_mut() = if parts.method == http::Method::HEAD {

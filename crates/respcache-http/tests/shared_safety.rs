@@ -487,3 +487,52 @@ async fn a_get_with_a_body_is_passed_on_not_cached() {
         "another body got the first's answer"
     );
 }
+
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if std::fs::read(&path)
+                .unwrap()
+                .windows(needle.len())
+                .any(|window| window == needle)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_a_request_carried_are_never_written_to_storage() {
+    let origin = Origin::start(|_, _| {
+        response(
+            200,
+            &[("cache-control", "public, max-age=600")],
+            "shared page",
+        )
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let cache = shared_cache(&dir);
+    let url = origin.url("/page");
+    let secrets = [
+        ("authorization", "Bearer alice-secret-token"),
+        ("proxy-authorization", "Basic YWxpY2U6cHJveHktc2VjcmV0"),
+        ("cookie", "sid=alice-session-id"),
+    ];
+    let first = send(&cache, get(&url, &secrets)).await;
+    assert_eq!(first.body, "shared page");
+    let again = send(&cache, get(&url, &[])).await;
+    assert!(again.is_hit(), "stored: {}", again.cache_status());
+    for (_, secret) in secrets {
+        let found = files_containing(dir.path(), secret.as_bytes());
+        assert!(found.is_empty(), "{secret} written to {found:?}");
+    }
+}
