@@ -39,47 +39,7 @@ impl Proxy {
 
     /// [`Proxy::start`] with more flags.
     pub async fn start_with(upstream: &str, backend: &str, flags: &[&str]) -> Self {
-        // A port picked here may be taken by a parallel test before the
-        // proxy binds it; the proxy then exits and is started again.
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().expect("a cache directory");
-            let log = dir.path().join("proxy.log");
-            let [addr, admin] = respcache_testkit::free_ports();
-            let child = Command::new(BINARY)
-                .args(["--upstream", upstream])
-                .args(["--listen", &addr.to_string()])
-                .args(["--admin", &admin.to_string()])
-                .arg("--dir")
-                .arg(dir.path().join("cache"))
-                .args(["--backend", backend])
-                .args(flags)
-                .env(
-                    "RUST_LOG",
-                    "info,respcache_proxy=debug,respcache_http=debug",
-                )
-                .env("NO_COLOR", "1")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&log).expect("the proxy's log file"))
-                .spawn()
-                .expect("starting respcache-proxy");
-            let mut proxy = Self {
-                child,
-                addr,
-                admin,
-                log,
-                _dir: dir,
-            };
-            if proxy.ready().await {
-                return proxy;
-            }
-            let log = proxy.log();
-            assert!(
-                log.contains("cannot listen"),
-                "respcache-proxy exited at start:\n{log}"
-            );
-        }
-        panic!("respcache-proxy found no free ports in five tries");
+        Self::start_with_env(upstream, backend, flags, &[]).await
     }
 
     /// Starts the proxy with `--config` and a file written by `config`
