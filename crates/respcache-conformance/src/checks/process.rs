@@ -145,25 +145,27 @@ async fn verify_child_keys<M: CacheManager + ?Sized>(
     Ok(present)
 }
 
-/// A new manager on the same location sees what the old one stored.
-pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
-    require::<H>(
-        |c| c.survives_restart,
-        "a new manager on the location sees what the old one stored (survives_restart)",
-    )?;
+/// Stores `count` entries named `prefix0`, `prefix1`... through the
+/// harness's manager and checks each through a new manager on the same
+/// location; returns both managers.
+async fn reopened_with<H: Harness>(
+    h: &H,
+    prefix: &str,
+    count: u32,
+) -> Result<(std::sync::Arc<H::Manager>, H::Manager), crate::Failure> {
     let first = h.manager();
-    for key in 0..3 {
+    for key in 0..count {
         store_and_verify(
             &*first,
-            &format!("r{key}"),
+            &format!("{prefix}{key}"),
             key,
             fixtures::generated(key, 1, 10_000),
         )
         .await?;
     }
     let second = h.reopen().await;
-    for key in 0..3 {
-        let name = format!("r{key}");
+    for key in 0..count {
+        let name = format!("{prefix}{key}");
         let back = fetch(&second, &name)
             .await?
             .ok_or_else(|| missing(FailureKind::Restart, &name))?;
@@ -174,6 +176,16 @@ pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
             &format!("{name} through a new manager"),
         )?;
     }
+    Ok((first, second))
+}
+
+/// A new manager on the same location sees what the old one stored.
+pub async fn restart_sees_stored_entries<H: Harness>(h: &H) -> CheckResult {
+    require::<H>(
+        |c| c.survives_restart,
+        "a new manager on the location sees what the old one stored (survives_restart)",
+    )?;
+    reopened_with::<H>(h, "r", 3).await?;
     Ok(())
 }
 
@@ -186,29 +198,7 @@ pub async fn managers_on_one_location_agree<H: Harness>(h: &H) -> CheckResult {
         |c| c.survives_restart && c.coherent_between_managers,
         "two managers on one location agree at once (survives_restart, coherent_between_managers)",
     )?;
-    let first = h.manager();
-    for key in 0..4 {
-        store_and_verify(
-            &*first,
-            &format!("a{key}"),
-            key,
-            fixtures::generated(key, 1, 10_000),
-        )
-        .await?;
-    }
-    let second = h.reopen().await;
-    for key in 0..4 {
-        let name = format!("a{key}");
-        let back = fetch(&second, &name)
-            .await?
-            .ok_or_else(|| missing(FailureKind::Restart, &name))?;
-        verify(
-            FailureKind::Restart,
-            key,
-            &back,
-            &format!("{name} through a new manager"),
-        )?;
-    }
+    let (first, second) = reopened_with::<H>(h, "a", 4).await?;
     // The second manager writes what the first wrote; then the first
     // writes what the second read.
     let turns: [(&H::Manager, &H::Manager, u32); 2] =
