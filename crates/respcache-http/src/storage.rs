@@ -202,10 +202,11 @@ impl<M: CacheManager + Clone> Storage for Buffered<M> {
         let Some((response, _policy)) = self.manager.get(key).await? else {
             return Ok(None);
         };
-        let head = response.parts()?;
+        // Moved, not copied: the headers go to the caller as they are.
+        let (head, bytes) = response.into_http()?.into_parts();
         Ok(Some(Stored {
             head,
-            body: body::full(response.body),
+            body: body::full(bytes),
         }))
     }
 
