@@ -19,7 +19,9 @@ mod health;
 mod metrics;
 mod purge;
 mod routes;
+mod secret;
 mod server;
+mod tls;
 mod tunnel;
 mod upstream;
 
@@ -124,7 +126,11 @@ async fn run(args: Args, config: Config) -> Result<(), respcache_core::BoxError>
             server::serve(args, config, http).await
         }
         Backend::Redis => {
-            let url = cache.redis_url.clone().unwrap_or_default();
+            let url = cache
+                .redis_url
+                .as_ref()
+                .map(|url| url.expose().to_owned())
+                .unwrap_or_default();
             let manager = respcache_redis::RedisManager::builder(url)
                 .prefix(cache.redis_prefix.clone())
                 .max_body_size(cache.max_body_size)

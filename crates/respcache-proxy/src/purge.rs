@@ -41,7 +41,11 @@ impl Access {
     /// The rules the command line and the config file set.
     pub fn new(fixed: &Fixed) -> Self {
         Self {
-            token: fixed.purge_token.clone().filter(|token| !token.is_empty()),
+            token: fixed
+                .purge_token
+                .as_ref()
+                .map(|token| token.expose().to_owned())
+                .filter(|token| !token.is_empty()),
             from: fixed.purge_from.clone(),
         }
     }
