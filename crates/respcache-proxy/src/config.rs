@@ -367,7 +367,9 @@ impl Config {
         // The system's roots are read only where an upstream needs them.
         let upstream_ca = args.upstream_ca.as_ref().or(file.upstream_ca.as_ref());
         let upstream_tls = if upstream_ca.is_some()
-            || sites.iter().any(|site| site.upstream.scheme_str() == Some("https"))
+            || sites
+                .iter()
+                .any(|site| site.upstream.scheme_str() == Some("https"))
         {
             crate::tls::client_config(upstream_ca.map(PathBuf::as_path))
                 .map_err(|e| ConfigError(format!("{source}: {e}")))?

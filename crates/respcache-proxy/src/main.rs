@@ -14,6 +14,7 @@ mod access;
 mod admin;
 mod args;
 mod config;
+mod connection;
 mod forwarding;
 mod health;
 mod metrics;

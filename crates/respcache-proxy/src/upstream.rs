@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Uri};
-use hyper_util::client::legacy::Client;
 use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use respcache_http::{CacheBody, Origin, OriginFuture, remove_hop_by_hop};
@@ -132,6 +132,8 @@ impl Upstream {
             HeaderValue::from_str(&host).ok()
         });
         parts.uri = uri?;
+        // The origin is spoken to in HTTP/1.1, whatever the client spoke.
+        parts.version = http::Version::HTTP_11;
         if strip_hops {
             remove_hop_by_hop(&mut parts.headers);
         }
