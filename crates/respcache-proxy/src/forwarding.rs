@@ -409,7 +409,8 @@ mod tests {
     #[test]
     fn a_target_is_named_by_its_listener_s_scheme_and_one_host() {
         use Scheme::{Http, Https};
-        use Version::{HTTP_2, HTTP_11};
+        const HTTP_11: Version = Version::HTTP_11;
+        const HTTP_2: Version = Version::HTTP_2;
         let cases: [(
             &str,
             Version,
