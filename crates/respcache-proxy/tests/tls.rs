@@ -154,6 +154,8 @@ struct Connection {
     /// What ALPN chose.
     alpn: Option<Vec<u8>>,
     authority: String,
+    /// The connection's task: it ends when the connection closes.
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl Connection {
@@ -168,11 +170,13 @@ impl Connection {
         let presented = session.peer_certificates().unwrap()[0].to_vec();
         let alpn = session.alpn_protocol().map(<[u8]>::to_vec);
         let h2 = alpn.as_deref() == Some(b"h2");
+        let (sender, task) = Self::handshake(TokioIo::new(stream), h2).await;
         Self {
-            sender: Self::handshake(TokioIo::new(stream), h2).await,
+            sender,
             presented,
             alpn,
             authority: format!("localhost:{}", addr.port()),
+            task,
         }
     }
 
@@ -180,15 +184,17 @@ impl Connection {
     /// byte (h2c with prior knowledge).
     async fn h2c(addr: SocketAddr) -> Self {
         let tcp = TcpStream::connect(addr).await.unwrap();
+        let (sender, task) = Self::handshake(TokioIo::new(tcp), true).await;
         Self {
-            sender: Self::handshake(TokioIo::new(tcp), true).await,
+            sender,
             presented: Vec::new(),
             alpn: None,
             authority: addr.to_string(),
+            task,
         }
     }
 
-    async fn handshake<I>(io: TokioIo<I>, h2: bool) -> Sender
+    async fn handshake<I>(io: TokioIo<I>, h2: bool) -> (Sender, tokio::task::JoinHandle<()>)
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -197,14 +203,18 @@ impl Connection {
                 hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
                     .await
                     .expect("an HTTP/2 handshake");
-            tokio::spawn(connection);
-            Sender::H2(sender)
+            let task = tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            (Sender::H2(sender), task)
         } else {
             let (sender, connection) = hyper::client::conn::http1::handshake(io)
                 .await
                 .expect("an HTTP/1.1 handshake");
-            tokio::spawn(connection);
-            Sender::H1(sender)
+            let task = tokio::spawn(async move {
+                let _ = connection.await;
+            });
+            (Sender::H1(sender), task)
         }
     }
 
@@ -563,4 +573,55 @@ fn check_config_reads_the_certificate_and_key() {
     let (code, error) = config("good.key", "good.key");
     assert_eq!(code, Some(2), "a key where the certificate should be");
     assert!(error.contains("no PEM certificate"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_handshakes_prefaces_and_idle_h2_connections_are_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let origin = origin().await;
+    let ca = Authority::new();
+    let (proxy, tls) = tls_proxy(
+        &origin.base_url(),
+        &ca.leaf(1, "first"),
+        "client_timeout = 1",
+    )
+    .await;
+    let closed = |mut stream: TcpStream| async move {
+        let mut buf = [0; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        read.is_ok()
+    };
+    // A TLS client that never says hello.
+    assert!(
+        closed(TcpStream::connect(tls).await.unwrap()).await,
+        "a silent TLS connection stayed open"
+    );
+    // Half an HTTP/2 preface, then nothing.
+    let mut half = TcpStream::connect(proxy.addr).await.unwrap();
+    half.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+    assert!(closed(half).await, "half a preface held the connection");
+    // An h2c connection that asked once and then nothing.
+    let mut h2c = Connection::h2c(proxy.addr).await;
+    assert_miss(&h2c.get("/once").await.0, "/once #1");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), &mut h2c.task)
+        .await
+        .expect("an idle h2 connection closed by the proxy")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(500));
+    // So does one over TLS.
+    let mut h2 = Connection::tls(tls, ca.client(&[b"h2"])).await;
+    assert_miss(&h2.get("/once").await.0, "/once #2");
+    tokio::time::timeout(Duration::from_secs(10), &mut h2.task)
+        .await
+        .expect("an idle h2 connection over TLS closed by the proxy")
+        .unwrap();
 }
