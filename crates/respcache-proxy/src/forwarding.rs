@@ -411,13 +411,9 @@ mod tests {
         use Scheme::{Http, Https};
         const HTTP_11: Version = Version::HTTP_11;
         const HTTP_2: Version = Version::HTTP_2;
-        let cases: [(
-            &str,
-            Version,
-            Option<&str>,
-            Scheme,
-            Result<(&str, Option<&str>), &str>,
-        ); 9] = [
+        /// The target and `Host` a request is left with, or the refusal.
+        type Named = Result<(&'static str, Option<&'static str>), &'static str>;
+        let cases: [(&str, Version, Option<&str>, Scheme, Named); 9] = [
             // HTTP/1.1 in the clear: as it came.
             (
                 "/a",

@@ -381,11 +381,14 @@ async fn an_h2_request_is_keyed_by_the_authority_the_origin_receives() {
     assert_eq!(origin.seen()[1].headers["x-forwarded-proto"], "https");
 }
 
+/// What the HTTPS origin saw of a request: the SNI and the `Host`.
+type SniAndHost = (Option<String>, String);
+
 /// An HTTPS origin on 127.0.0.1 with `leaf`'s certificate: each response
 /// says its request's number; it records the SNI and `Host` it was sent.
 struct TlsOrigin {
     addr: SocketAddr,
-    seen: Arc<Mutex<Vec<(Option<String>, String)>>>,
+    seen: Arc<Mutex<Vec<SniAndHost>>>,
 }
 
 async fn tls_origin(leaf: &Leaf) -> TlsOrigin {
