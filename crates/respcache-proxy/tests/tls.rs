@@ -254,6 +254,23 @@ impl Connection {
         )
     }
 
+    /// `POST path` with `body` on an HTTP/2 connection: the status, and
+    /// the body read whole.
+    async fn post_h2(&mut self, path: &str, body: &'static str) -> (StatusCode, Bytes) {
+        let Sender::H2(sender) = &mut self.sender else {
+            panic!("an HTTP/2 connection");
+        };
+        let request = Request::post(format!("http://{}{path}", self.authority))
+            .body(http_body_util::Full::new(Bytes::from_static(
+                body.as_bytes(),
+            )))
+            .unwrap();
+        let response = sender.send_request(request).await.expect("a response");
+        let status = response.status();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, body)
+    }
+
     async fn get(&mut self, path: &str) -> (Reply, Version) {
         let scheme = if self.presented.is_empty() {
             "http"
@@ -356,6 +373,13 @@ async fn h2c_with_prior_knowledge_shares_entries_with_http1_on_the_plain_listene
     let seen = &origin.seen()[0];
     assert_eq!(seen.headers["host"], proxy.addr.to_string().as_str());
     assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    // A request body goes through to the HTTP/1.1 origin.
+    let (status, body) = h2c.post_h2("/upload", "sent over h2").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, "/upload #2");
+    let seen = &origin.seen()[1];
+    assert_eq!(seen.method, http::Method::POST);
+    assert_eq!(seen.body, "sent over h2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
