@@ -100,9 +100,9 @@ pub struct Args {
     /// entry [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub origin_timeout: Option<Duration>,
-    /// Longest wait for a client's request head, and for the next request
-    /// on an idle connection; the connection is closed after it [default:
-    /// 30].
+    /// Longest wait for a client's TLS handshake and request head, and
+    /// for the next request on an idle connection (HTTP/1.1 or HTTP/2);
+    /// the connection is closed after it [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub client_timeout: Option<Duration>,
     /// Store responses that state no freshness and have no validator

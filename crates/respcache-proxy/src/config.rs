@@ -49,7 +49,8 @@ pub struct Fixed {
     pub tls_listen: Option<SocketAddr>,
     /// Where the admin endpoints are served.
     pub admin: Option<SocketAddr>,
-    /// Longest wait for a client's request head.
+    /// Longest wait for a client's TLS handshake or request head, and
+    /// the longest a connection stays idle.
     pub client_timeout: Duration,
     /// Peers whose forwarding fields are trusted.
     pub trust_forwarded: Vec<IpNet>,

@@ -2,12 +2,16 @@
 //! (one, or one per virtual host from a config file); responses are
 //! stored and served by respcache's RFC 9111 engine, with an RFC 9211
 //! `Cache-Status` on each. What the cache does not answer passes through
-//! untouched: any method and body, any status, request fields.
+//! untouched: any method and body, any status, request fields. Clients
+//! speak HTTP/1.1 or HTTP/2, in the clear or over TLS (rustls); origins
+//! are `http://` or `https://`.
 //!
 //! ```text
 //! respcache-proxy --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080 \
 //!                 --backend fs --dir /var/cache/respcache --admin 127.0.0.1:9090
 //! respcache-proxy --config /etc/respcache/proxy.toml
+//! respcache-proxy --upstream https://origin.internal --tls-listen 0.0.0.0:8443 \
+//!                 --tls-cert fullchain.pem --tls-key privkey.pem
 //! ```
 
 mod access;
