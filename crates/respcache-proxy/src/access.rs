@@ -185,15 +185,23 @@ pub struct Logged<B> {
     inner: B,
     entry: Option<Entry>,
     bytes: u64,
+    /// Marks its connection busy until the body is sent or dropped.
+    _active: Option<crate::connection::Active>,
 }
 
 impl<B> Logged<B> {
-    /// Wraps `response`'s body; with no entry, nothing is logged.
-    pub fn wrap(response: Response<B>, entry: Option<Entry>) -> Response<Self> {
+    /// Wraps `response`'s body; with no entry, nothing is logged. The
+    /// connection counts as busy while `active` is held.
+    pub fn wrap(
+        response: Response<B>,
+        entry: Option<Entry>,
+        active: Option<crate::connection::Active>,
+    ) -> Response<Self> {
         response.map(|inner| Self {
             inner,
             entry,
             bytes: 0,
+            _active: active,
         })
     }
 }

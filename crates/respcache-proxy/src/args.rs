@@ -8,6 +8,8 @@ use clap::{Parser, ValueEnum};
 use http::Uri;
 use ipnet::IpNet;
 
+use crate::secret::Secret;
+
 /// Which backend stores responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -39,12 +41,28 @@ pub struct Args {
     #[arg(long, requires = "config")]
     pub check_config: bool,
     /// The origin every request not served from cache goes to,
-    /// `http://HOST:PORT`. Required without `--config`.
+    /// `http://HOST:PORT` or `https://HOST:PORT`. Required without
+    /// `--config`.
     #[arg(long, value_name = "URL", value_parser = parse_upstream, required_unless_present = "config")]
     pub upstream: Option<Uri>,
     /// Where clients connect [default: 127.0.0.1:8080].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Where clients connect over TLS (HTTP/2 or HTTP/1.1 by ALPN); none
+    /// by default. Needs `--tls-cert` and `--tls-key`.
+    #[arg(long, value_name = "ADDR")]
+    pub tls_listen: Option<SocketAddr>,
+    /// The TLS listener's certificate chain, PEM, leaf first. Read again
+    /// on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS listener's private key, PEM. Read again on SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// More certificate authorities (PEM) that `https://` upstreams may
+    /// be signed by, beside the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
     /// Where `GET /metrics`, `/healthz` and `/readyz` are served; none by
     /// default.
     #[arg(long, value_name = "ADDR")]
@@ -63,7 +81,7 @@ pub struct Args {
         env = "RESPCACHE_REDIS_URL",
         hide_env_values = true
     )]
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     /// The prefix of every Redis key this proxy writes [default:
     /// respcache].
     #[arg(long, value_name = "PREFIX")]
@@ -82,9 +100,9 @@ pub struct Args {
     /// entry [default: 60].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub origin_timeout: Option<Duration>,
-    /// Longest wait for a client's request head, and for the next request
-    /// on an idle connection; the connection is closed after it [default:
-    /// 30].
+    /// Longest wait for a client's TLS handshake and request head, and
+    /// for the next request on an idle connection (HTTP/1.1 or HTTP/2);
+    /// the connection is closed after it [default: 30].
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     pub client_timeout: Option<Duration>,
     /// Store responses that state no freshness and have no validator
@@ -129,7 +147,7 @@ pub struct Args {
         env = "RESPCACHE_PURGE_TOKEN",
         hide_env_values = true
     )]
-    pub purge_token: Option<String>,
+    pub purge_token: Option<Secret>,
     /// Clients allowed to send `PURGE URL` on the client listener
     /// (addresses or networks, comma-separated); none by default.
     #[arg(long, value_name = "NETS", value_delimiter = ',', value_parser = parse_net)]
@@ -142,16 +160,17 @@ pub fn parse_field_name(value: &str) -> Result<http::HeaderName, String> {
         .map_err(|_| format!("{value:?} is not a field name"))
 }
 
-/// An origin's base URL: `http://HOST:PORT` and nothing more.
+/// An origin's base URL: `http://HOST:PORT` or `https://HOST:PORT` and
+/// nothing more.
 pub fn parse_upstream(value: &str) -> Result<Uri, String> {
     let uri: Uri = value.parse().map_err(|e| format!("{e}"))?;
-    if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-        return Err("expected http://HOST:PORT".into());
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.authority().is_none() {
+        return Err("expected http://HOST:PORT or https://HOST:PORT".into());
     }
     // Requests keep their own paths: a base path would be dropped without
     // a word.
     if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-        return Err("expected http://HOST:PORT, without a path".into());
+        return Err("expected http://HOST:PORT or https://HOST:PORT, without a path".into());
     }
     Ok(uri)
 }
@@ -227,8 +246,9 @@ mod tests {
         assert_eq!(args.max_body_size, None, "the config's default applies");
         assert_eq!(args.trust_forwarded.len(), 2);
         assert!(parse(&[]).unwrap_err().contains("--upstream"));
-        let https = parse(&["--upstream", "https://x"]).unwrap_err();
-        assert!(https.contains("http://HOST:PORT"), "{https}");
+        let ftp = parse(&["--upstream", "ftp://x"]).unwrap_err();
+        assert!(ftp.contains("http://HOST:PORT"), "{ftp}");
+        assert!(parse(&["--upstream", "https://x"]).is_ok());
         assert!(
             parse(&["--upstream", "http://x:1", "--backend", "s3"])
                 .unwrap_err()

@@ -10,6 +10,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -20,6 +21,8 @@ use serde::de::{self, Deserializer};
 use crate::access::Format;
 use crate::args::{self, Args, Backend};
 use crate::routes::{KeyRule, Route, RouteMatch, Rules, Sites, Vhost};
+use crate::secret::Secret;
+use crate::tls::ServerTls;
 
 /// Everything the proxy runs with.
 #[derive(Debug, Clone)]
@@ -30,6 +33,11 @@ pub struct Config {
     pub sites: Vec<VhostConfig>,
     /// The access log's format (reloaded on SIGHUP).
     pub access_log: Format,
+    /// The TLS listener's certificate and key, read (reloaded on SIGHUP).
+    pub tls: Option<ServerTls>,
+    /// What `https://` upstreams are checked against: the system's roots
+    /// and `upstream_ca` (reloaded on SIGHUP).
+    pub upstream_tls: Arc<rustls::ClientConfig>,
 }
 
 /// The settings a reload cannot change: they are bound at start.
@@ -37,16 +45,19 @@ pub struct Config {
 pub struct Fixed {
     /// Where clients connect.
     pub listen: SocketAddr,
+    /// Where clients connect over TLS.
+    pub tls_listen: Option<SocketAddr>,
     /// Where the admin endpoints are served.
     pub admin: Option<SocketAddr>,
-    /// Longest wait for a client's request head.
+    /// Longest wait for a client's TLS handshake or request head, and
+    /// the longest a connection stays idle.
     pub client_timeout: Duration,
     /// Peers whose forwarding fields are trusted.
     pub trust_forwarded: Vec<IpNet>,
     /// This proxy's name in `Via`.
     pub via_name: Option<String>,
     /// The bearer token `POST /purge` on the admin listener requires.
-    pub purge_token: Option<String>,
+    pub purge_token: Option<Secret>,
     /// Clients allowed to send `PURGE URL` on the client listener.
     pub purge_from: Vec<IpNet>,
     /// The backend and the engine's options.
@@ -61,7 +72,7 @@ pub struct CacheConfig {
     /// The cache directory (fs, cacache).
     pub dir: PathBuf,
     /// The Redis URL (redis).
-    pub redis_url: Option<String>,
+    pub redis_url: Option<Secret>,
     /// The Redis key prefix.
     pub redis_prefix: String,
     /// The fs backend's byte budget.
@@ -127,13 +138,18 @@ pub struct File {
     #[serde(default, deserialize_with = "socket_addr")]
     listen: Option<SocketAddr>,
     #[serde(default, deserialize_with = "socket_addr")]
+    tls_listen: Option<SocketAddr>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    upstream_ca: Option<PathBuf>,
+    #[serde(default, deserialize_with = "socket_addr")]
     admin: Option<SocketAddr>,
     #[serde(default, deserialize_with = "duration")]
     client_timeout: Option<Duration>,
     #[serde(default, deserialize_with = "nets")]
     trust_forwarded: Vec<IpNet>,
     via_name: Option<String>,
-    purge_token: Option<String>,
+    purge_token: Option<Secret>,
     #[serde(default, deserialize_with = "nets")]
     purge_from: Vec<IpNet>,
     #[serde(default)]
@@ -149,7 +165,7 @@ pub struct File {
 struct CacheFile {
     backend: Option<Backend>,
     dir: Option<PathBuf>,
-    redis_url: Option<String>,
+    redis_url: Option<Secret>,
     redis_prefix: Option<String>,
     #[serde(default, deserialize_with = "size")]
     max_size: Option<u64>,
@@ -274,6 +290,7 @@ impl Config {
                 .listen
                 .or(file.listen)
                 .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            tls_listen: args.tls_listen.or(file.tls_listen),
             admin: args.admin.or(file.admin),
             client_timeout: args
                 .client_timeout
@@ -317,7 +334,7 @@ impl Config {
             }
             (None, true) => {
                 return Err(ConfigError(format!(
-                    "{source}: no upstream: add a [[vhost]] with `upstream = \"http://HOST:PORT\"`, or give --upstream"
+                    "{source}: no upstream: add a [[vhost]] with `upstream = \"http://HOST:PORT\"` (or https://), or give --upstream"
                 )));
             }
             (None, false) => file
@@ -328,6 +345,38 @@ impl Config {
                 .collect::<Result<_, _>>()?,
         };
         check_hosts(&source, &sites)?;
+        let tls = match (
+            fixed.tls_listen,
+            args.tls_cert.as_ref().or(file.tls_cert.as_ref()),
+            args.tls_key.as_ref().or(file.tls_key.as_ref()),
+        ) {
+            (Some(_), Some(cert), Some(key)) => Some(
+                ServerTls::load(cert, key).map_err(|e| ConfigError(format!("{source}: {e}")))?,
+            ),
+            (None, None, None) => None,
+            (Some(_), _, _) => {
+                return Err(ConfigError(format!(
+                    "{source}: tls_listen needs tls_cert and tls_key (--tls-cert, --tls-key)"
+                )));
+            }
+            (None, _, _) => {
+                return Err(ConfigError(format!(
+                    "{source}: tls_cert and tls_key are for a TLS listener: give tls_listen (--tls-listen)"
+                )));
+            }
+        };
+        // The system's roots are read only where an upstream needs them.
+        let upstream_ca = args.upstream_ca.as_ref().or(file.upstream_ca.as_ref());
+        let upstream_tls = if upstream_ca.is_some()
+            || sites
+                .iter()
+                .any(|site| site.upstream.scheme_str() == Some("https"))
+        {
+            crate::tls::client_config(upstream_ca.map(PathBuf::as_path))
+                .map_err(|e| ConfigError(format!("{source}: {e}")))?
+        } else {
+            crate::tls::no_roots()
+        };
         Ok(Config {
             fixed,
             sites,
@@ -335,6 +384,8 @@ impl Config {
                 .access_log
                 .or(file.access_log.format)
                 .unwrap_or(Format::Off),
+            tls,
+            upstream_tls,
         })
     }
 
@@ -346,10 +397,14 @@ impl Config {
     pub fn sites(&self, started: &Fixed, via: &http::HeaderValue) -> Result<Sites, ConfigError> {
         let mut vhosts = Vec::with_capacity(self.sites.len());
         for site in &self.sites {
-            let upstream =
-                crate::upstream::Upstream::new(&site.upstream, site.origin_timeout, via.clone())
-                    .ok_or_else(|| ConfigError(format!("{} has no host", site.upstream)))?
-                    .with_targeted(started.cache.targeted_fields());
+            let upstream = crate::upstream::Upstream::new(
+                &site.upstream,
+                site.origin_timeout,
+                via.clone(),
+                &self.upstream_tls,
+            )
+            .ok_or_else(|| ConfigError(format!("{} has no host", site.upstream)))?
+            .with_targeted(started.cache.targeted_fields());
             vhosts.push(Vhost::new(
                 site.hosts.clone(),
                 upstream,

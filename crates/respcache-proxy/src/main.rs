@@ -2,24 +2,31 @@
 //! (one, or one per virtual host from a config file); responses are
 //! stored and served by respcache's RFC 9111 engine, with an RFC 9211
 //! `Cache-Status` on each. What the cache does not answer passes through
-//! untouched: any method and body, any status, request fields.
+//! untouched: any method and body, any status, request fields. Clients
+//! speak HTTP/1.1 or HTTP/2, in the clear or over TLS (rustls); origins
+//! are `http://` or `https://`.
 //!
 //! ```text
 //! respcache-proxy --upstream http://127.0.0.1:8000 --listen 127.0.0.1:8080 \
 //!                 --backend fs --dir /var/cache/respcache --admin 127.0.0.1:9090
 //! respcache-proxy --config /etc/respcache/proxy.toml
+//! respcache-proxy --upstream https://origin.internal --tls-listen 0.0.0.0:8443 \
+//!                 --tls-cert fullchain.pem --tls-key privkey.pem
 //! ```
 
 mod access;
 mod admin;
 mod args;
 mod config;
+mod connection;
 mod forwarding;
 mod health;
 mod metrics;
 mod purge;
 mod routes;
+mod secret;
 mod server;
+mod tls;
 mod tunnel;
 mod upstream;
 
@@ -124,7 +131,11 @@ async fn run(args: Args, config: Config) -> Result<(), respcache_core::BoxError>
             server::serve(args, config, http).await
         }
         Backend::Redis => {
-            let url = cache.redis_url.clone().unwrap_or_default();
+            let url = cache
+                .redis_url
+                .as_ref()
+                .map(|url| url.expose().to_owned())
+                .unwrap_or_default();
             let manager = respcache_redis::RedisManager::builder(url)
                 .prefix(cache.redis_prefix.clone())
                 .max_body_size(cache.max_body_size)

@@ -41,7 +41,11 @@ impl Access {
     /// The rules the command line and the config file set.
     pub fn new(fixed: &Fixed) -> Self {
         Self {
-            token: fixed.purge_token.clone().filter(|token| !token.is_empty()),
+            token: fixed
+                .purge_token
+                .as_ref()
+                .map(|token| token.expose().to_owned())
+                .filter(|token| !token.is_empty()),
             from: fixed.purge_from.clone(),
         }
     }
@@ -87,20 +91,19 @@ impl Access {
     /// request names, for a client in `--purge-from`.
     pub async fn client_request<S: Storage>(
         &self,
-        request: Request<Incoming>,
+        parts: &http::request::Parts,
         peer: SocketAddr,
         cache: &HttpCache<S>,
     ) -> Response<CacheBody> {
         let ip = peer.ip().to_canonical();
         if !self.from.iter().any(|net| net.contains(&ip)) {
-            tracing::warn!(%peer, uri = %request.uri(), "PURGE refused: the client is not in --purge-from");
+            tracing::warn!(%peer, uri = %parts.uri, "PURGE refused: the client is not in --purge-from");
             return error(
                 StatusCode::FORBIDDEN,
                 "PURGE is not allowed from this address",
             );
         }
-        let (parts, _body) = request.into_parts();
-        let url = respcache_http::absolute_url(&parts);
+        let url = respcache_http::absolute_url(parts);
         run(cache, &Purge::Url(url), Strength::Hard).await
     }
 }

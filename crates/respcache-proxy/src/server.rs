@@ -1,5 +1,6 @@
-//! Accepting clients, answering them through the cache, and stopping
-//! cleanly on SIGTERM or Ctrl-C.
+//! Accepting clients (in the clear, and over TLS), answering them through
+//! the cache, reloading on SIGHUP, and stopping cleanly on SIGTERM or
+//! Ctrl-C.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -9,7 +10,6 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use respcache_core::BoxError;
 use respcache_http::{CacheBody, CacheMode, HttpCache, Storage};
 use tokio::net::TcpListener;
@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::access::{self, Format, Logged};
 use crate::args::Args;
 use crate::config::{Config, Fixed};
-use crate::forwarding::{Forwarding, Peer, Refusal};
+use crate::forwarding::{Forwarding, Peer, Refusal, Scheme};
 use crate::metrics::{Counted, Traffic};
 use crate::routes::{ROUTE_FIELD, Sites};
 
@@ -34,11 +34,13 @@ struct Context<S> {
 }
 
 /// What a reload replaces: the virtual hosts, their upstreams and routes,
-/// and the access log's format.
+/// the access log's format, and the TLS listener's certificate.
 #[derive(Debug)]
 pub struct Live {
     sites: Sites,
     access_log: Format,
+    /// What new TLS connections are handed; ones open keep theirs.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl<S> Context<S> {
@@ -64,10 +66,19 @@ pub async fn serve<S: Storage>(
     let live = Arc::new(RwLock::new(Arc::new(Live {
         sites: config.sites(&fixed, &via)?,
         access_log: config.access_log,
+        tls: config.tls.as_ref().map(|tls| tls.config.clone()),
     })));
     let listener = TcpListener::bind(fixed.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", fixed.listen))?;
+    let tls_listener = match fixed.tls_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen on {addr} (TLS): {e}"))?,
+        ),
+        None => None,
+    };
     let traffic = Arc::new(Traffic::default());
     let purge = Arc::new(crate::purge::Access::new(&fixed));
     if let Some(admin) = fixed.admin {
@@ -83,6 +94,7 @@ pub async fn serve<S: Storage>(
     }
     tracing::info!(
         listen = %listener.local_addr()?,
+        tls_listen = ?tls_listener.as_ref().and_then(|l| l.local_addr().ok()),
         upstreams = ?config.sites.iter().map(|s| s.upstream.to_string()).collect::<Vec<_>>(),
         backend = ?fixed.cache.backend,
         "respcache-proxy ready"
@@ -100,67 +112,56 @@ pub async fn serve<S: Storage>(
     let (open, mut all_closed) = tokio::sync::mpsc::channel::<()>(1);
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown_signal());
+    let settings = crate::connection::Settings {
+        client_timeout: fixed.client_timeout,
+    };
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (accepted, scheme) = tokio::select! {
+            accepted = listener.accept() => (accepted, Scheme::Http),
+            accepted = accept(tls_listener.as_ref()) => (accepted, Scheme::Https),
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let context = context.clone();
-        let client = Arc::new(context.forwarding.peer(peer));
-        let service = service_fn(move |request: Request<Incoming>| {
-            let (context, client) = (context.clone(), client.clone());
-            let started = Instant::now();
-            async move {
-                if request.method().as_str() == "PURGE" {
-                    let purged = context
-                        .purge
-                        .client_request(request, peer, &context.cache)
-                        .await;
-                    let purged = context
-                        .traffic
-                        .count(purged)
-                        .map(|body| body.since(started));
-                    return Ok(Logged::wrap(purged, None));
-                }
-                Ok::<_, std::convert::Infallible>(
-                    answer(request, &client, peer, started, &context).await,
-                )
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        });
-        // The header timeout runs from the moment the connection waits for
-        // a request head: it also closes a connection left idle.
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(fixed.client_timeout)
-            .serve_connection(TokioIo::new(stream), service)
-            .with_upgrades();
-        let (open, mut stopping) = (open.clone(), stopping.clone());
+        };
+        let _ = stream.set_nodelay(true);
+        // The certificate in force when the connection came: a reload
+        // changes it for the next ones.
+        let tls = match scheme {
+            Scheme::Https => match context.live().tls.clone() {
+                Some(tls) => Some(tls),
+                None => continue,
+            },
+            Scheme::Http => None,
+        };
+        let context = context.clone();
+        let client = Arc::new(context.forwarding.peer(peer, scheme));
+        let make_service = move |idle: Arc<crate::connection::Idle>| {
+            service_fn(move |request: Request<Incoming>| {
+                let (context, client) = (context.clone(), client.clone());
+                let active = idle.begin();
+                let started = Instant::now();
+                async move {
+                    Ok::<_, std::convert::Infallible>(
+                        answer(request, &client, peer, scheme, started, active, &context).await,
+                    )
+                }
+            })
+        };
+        let (open, stopping, settings) = (open.clone(), stopping.clone(), settings.clone());
         tokio::spawn(async move {
             let _open = open;
-            let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = async { stopping.wait_for(|stop| *stop).await.map(|_| ()) } => {
-                    // Finish the response in flight, then close.
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
-                }
-            };
-            if let Err(error) = ended {
-                tracing::debug!(%peer, %error, "connection ended with an error");
-            }
+            crate::connection::serve(stream, peer, tls, settings, make_service, stopping).await;
         });
     }
     tracing::info!("shutting down: no new connections, letting open ones finish");
     drop(listener);
+    drop(tls_listener);
     stop.send_replace(true);
     drop(open);
     tokio::select! {
@@ -172,10 +173,12 @@ pub async fn serve<S: Storage>(
     Ok(())
 }
 
-/// On each SIGHUP, reads the config again. Virtual hosts, routes and the
-/// access log change at once for new requests; requests under way finish
+/// On each SIGHUP, reads the config again. Virtual hosts, routes, the
+/// access log and the TLS certificate change at once for new requests
+/// (new connections, for the certificate); requests under way finish
 /// with the config they began with, and no connection is closed. A config
-/// that does not load changes nothing.
+/// that does not load (a certificate that cannot be read, or that does
+/// not match its key, among others) changes nothing.
 async fn reload_on_hangup(
     args: Args,
     fixed: Fixed,
@@ -207,9 +210,19 @@ async fn reload_on_hangup(
                     let mut live = live
                         .write()
                         .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    let tls = match config.tls {
+                        Some(tls) => {
+                            tracing::info!(cert = %tls.cert.display(), "reload: TLS certificate read");
+                            Some(tls.config)
+                        }
+                        // The listener stays until a restart, and so
+                        // does its certificate.
+                        None => live.tls.clone(),
+                    };
                     *live = Arc::new(Live {
                         sites,
                         access_log: config.access_log,
+                        tls,
                     });
                     tracing::info!("reloaded the config");
                 }
@@ -223,19 +236,41 @@ async fn reload_on_hangup(
     let _ = (args, fixed, via, live);
 }
 
-/// One request: through the cache to its virtual host's origin, or a
-/// clear `502` when the origin cannot be reached.
+/// Waits for the next connection on `listener`; never, without one.
+async fn accept(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One request: a `PURGE` from an allowed client, or through the cache to
+/// its virtual host's origin, or a clear `502` when the origin cannot be
+/// reached. Each is logged.
 async fn answer<S: Storage>(
     request: Request<Incoming>,
     peer: &Peer,
     address: SocketAddr,
+    scheme: Scheme,
     started: Instant,
+    active: crate::connection::Active,
     context: &Context<S>,
 ) -> Response<Logged<Counted>> {
     let live = context.live();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let mut entry = access::Entry::start(live.access_log, address, &parts, started);
-    let response = route(parts, body, peer, &live, context).await;
+    let response = match crate::forwarding::normalise_target(&mut parts, scheme) {
+        Err(refusal) => plain(StatusCode::BAD_REQUEST, refusal),
+        Ok(()) if parts.method.as_str() == "PURGE" => {
+            context
+                .purge
+                .client_request(&parts, address, &context.cache)
+                .await
+        }
+        Ok(()) => route(parts, body, peer, &live, context).await,
+    };
     let mut response = context
         .traffic
         .count(response)
@@ -248,7 +283,7 @@ async fn answer<S: Storage>(
             started.elapsed(),
         );
     }
-    Logged::wrap(response, entry)
+    Logged::wrap(response, entry, Some(active))
 }
 
 /// Finds the request's virtual host and route and answers it.

@@ -1,10 +1,13 @@
-//! The origin behind the proxy, reached with hyper's pooled client.
+//! The origin behind the proxy, reached with hyper's pooled client, over
+//! TLS (rustls) for an `https://` upstream: the certificate is checked
+//! for the upstream URL's host, which is also the SNI sent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::{Request, Uri};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -20,7 +23,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// authority.
 #[derive(Debug, Clone)]
 pub struct Upstream {
-    client: Client<HttpConnector, CacheBody>,
+    client: Client<HttpsConnector<HttpConnector>, CacheBody>,
+    scheme: http::uri::Scheme,
     authority: http::uri::Authority,
     /// The longest wait for the origin's response head.
     head_timeout: Duration,
@@ -32,16 +36,32 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// An upstream at `base` (`http://HOST:PORT`) that waits up to
-    /// `head_timeout` for each response head and names itself `via`.
-    pub fn new(base: &Uri, head_timeout: Duration, via: HeaderValue) -> Option<Self> {
+    /// An upstream at `base` (`http://HOST:PORT` or `https://HOST:PORT`)
+    /// that waits up to `head_timeout` for each response head and names
+    /// itself `via`; `tls` says which certificates an `https://` origin
+    /// may present.
+    pub fn new(
+        base: &Uri,
+        head_timeout: Duration,
+        via: HeaderValue,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Option<Self> {
         let authority = base.authority()?.clone();
+        let scheme = base.scheme()?.clone();
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+        // The TLS layer takes `https://`; the TCP one must let it through.
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(rustls::ClientConfig::clone(tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Some(Self {
             client,
+            scheme,
             authority,
             head_timeout,
             via,
@@ -96,7 +116,7 @@ impl Upstream {
             .map_or("/", |p| p.as_str())
             .to_owned();
         let uri = Uri::builder()
-            .scheme("http")
+            .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(path)
             .build();
@@ -112,6 +132,8 @@ impl Upstream {
             HeaderValue::from_str(&host).ok()
         });
         parts.uri = uri?;
+        // The origin is spoken to in HTTP/1.1, whatever the client spoke.
+        parts.version = http::Version::HTTP_11;
         if strip_hops {
             remove_hop_by_hop(&mut parts.headers);
         }

@@ -517,7 +517,7 @@ async fn the_access_log_has_a_line_per_request_with_cache_status_bytes_and_clien
         Proxy::start_config(
             move |addr, admin, dir| {
                 format!(
-                    "{}[access_log]\nformat = \"{format}\"\n[[vhost]]\nupstream = \"{upstream}\"\n",
+                    "purge_from = [\"127.0.0.1\"]\n{}[access_log]\nformat = \"{format}\"\n[[vhost]]\nupstream = \"{upstream}\"\n",
                     head(addr, admin, dir)
                 )
             },
@@ -560,6 +560,26 @@ async fn the_access_log_has_a_line_per_request_with_cache_status_bytes_and_clien
         lines[2].contains(r#""GET /fresh/a\"b\\c\" HTTP/1.1" 200"#),
         "{}",
         lines[2]
+    );
+    // A PURGE on the client listener is a request like any other.
+    let purged = client
+        .fetch(
+            Request::builder()
+                .method("PURGE")
+                .uri(common.url("/fresh/log"))
+                .body(full(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(purged.status, StatusCode::OK, "{}", purged.text());
+    let lines = wait_for_lines(&common, 4).await;
+    assert!(
+        lines[3].contains(&format!(
+            "\"PURGE /fresh/log HTTP/1.1\" 200 {} ",
+            purged.body.len()
+        )),
+        "{}",
+        lines[3]
     );
 
     let json = start("json").await;
