@@ -171,7 +171,11 @@ async fn a_purge_on_one_proxy_is_seen_by_the_other_on_a_cluster() {
     // a miss on `two`.
     for accept in ["a", "b"] {
         stored(&client, &one, "/page", accept).await;
-        assert!(get(&client, &two, "/page", accept).await.cache_status_has("hit"));
+        assert!(
+            get(&client, &two, "/page", accept)
+                .await
+                .cache_status_has("hit")
+        );
     }
     stored(&client, &one, "/other", "a").await;
     let done = purge(&client, &one, &format!("url={}", encoded(&public("/page")))).await;
@@ -231,7 +235,12 @@ async fn a_prefix_purge_on_a_cluster_is_refused_and_removes_nothing() {
     let client = Client::default();
     stored(&client, &one, "/blog/1", "a").await;
 
-    let refused = purge(&client, &two, &format!("prefix={}", encoded(&public("/blog/")))).await;
+    let refused = purge(
+        &client,
+        &two,
+        &format!("prefix={}", encoded(&public("/blog/"))),
+    )
+    .await;
     assert_eq!(
         refused.status,
         StatusCode::NOT_IMPLEMENTED,
