@@ -120,7 +120,21 @@ async fn run<S: Storage>(
             &serde_json::json!({ "purged": purged, "soft": strength == Strength::Soft }),
         ),
         Err(error @ PurgeError::InvalidUrl(_)) => json_error(StatusCode::BAD_REQUEST, &error),
-        Err(error @ PurgeError::Unsupported(_)) => json_error(StatusCode::NOT_IMPLEMENTED, &error),
+        Err(refused @ PurgeError::Unsupported(what)) => {
+            // A backend that cannot list (Redis Cluster, whose keys sit on
+            // several masters) still purges by URL, and by tag where it
+            // keeps a tag index: say so, rather than only what failed.
+            let instead = if what == "by prefix" {
+                "purge by url= or tag= instead"
+            } else {
+                "purge by url= instead"
+            };
+            tracing::warn!(error = %refused, ?target, "purge refused");
+            error(
+                StatusCode::NOT_IMPLEMENTED,
+                &format!("{refused}; {instead}"),
+            )
+        }
         Err(error) => {
             tracing::error!(%error, ?target, "purge failed");
             json_error(StatusCode::INTERNAL_SERVER_ERROR, &error)
