@@ -1,12 +1,12 @@
 //! What this process keeps in memory of the entries it has read or
 //! written: their metadata, with the identity of the metadata file version
-//! it came from, and for small bodies the bytes themselves, checked when
-//! they were read. A hit on such an entry costs no system call at all
+//! it came from, and for bodies up to `body_limit` bytes the bytes
+//! themselves, checked when they were read. A hit on such an entry costs no system call at all
 //! while the version was confirmed lately, and one `stat` otherwise.
 //!
 //! Bounded twice: at most `entries` keys (a full map starts over) and at
-//! most `body_bytes` bytes of bodies (past it, bodies are simply not
-//! kept). This process's own writes and deletes update it; another
+//! most `body_bytes` bytes of bodies, counting those being read to be kept
+//! (past it, bodies are simply not kept). This process's own writes and deletes update it; another
 //! process's are seen at the next confirmation, at most `recheck` later.
 
 use std::collections::HashMap;
@@ -23,8 +23,11 @@ use crate::metadata::CacheMetadata;
 pub(crate) struct Kept {
     pub(crate) meta: Arc<CacheMetadata>,
     pub(crate) stamp: FileStamp,
-    /// The checked body, for small ones.
+    /// The checked body, for those within the bounds.
     pub(crate) body: Option<Bytes>,
+    /// Bytes of the budget held for a body being read to be kept (see
+    /// [`Hot::reserve`]); 0 when none is.
+    reserved: usize,
     /// When the metadata file was last seen to be this version.
     confirmed: Instant,
 }
@@ -35,6 +38,8 @@ pub(crate) struct Hot {
     state: Mutex<State>,
     entries: usize,
     body_bytes: usize,
+    /// The largest body kept.
+    body_limit: usize,
     recheck: Duration,
 }
 
@@ -63,11 +68,17 @@ pub(crate) enum Found {
 }
 
 impl Hot {
-    pub(crate) fn new(entries: usize, body_bytes: usize, recheck: Duration) -> Self {
+    pub(crate) fn new(
+        entries: usize,
+        body_bytes: usize,
+        body_limit: usize,
+        recheck: Duration,
+    ) -> Self {
         Self {
             state: Mutex::default(),
             entries,
             body_bytes,
+            body_limit,
             recheck,
         }
     }
@@ -124,11 +135,62 @@ impl Hot {
             meta,
             stamp,
             body: None,
+            reserved: 0,
             confirmed: Instant::now(),
         };
         if let Some(old) = state.kept.insert(key, kept) {
-            state.body_bytes -= old.body.map_or(0, |body| body.len());
+            state.body_bytes -= old.held();
         }
+    }
+
+    /// Holds room in the budget for `meta`'s body, to be read whole and
+    /// kept: true when `meta`'s version is the one kept, its body is not
+    /// kept nor being read by another caller, and it fits. The caller must
+    /// then call [`Hot::fill`], whether the read succeeds or not. The
+    /// bytes being read count toward the budget, so readers of large
+    /// bodies hold no more memory than it between them.
+    pub(crate) fn reserve(&self, meta: &CacheMetadata) -> bool {
+        let Ok(len) = usize::try_from(meta.body_len) else {
+            return false;
+        };
+        if len > self.body_limit {
+            return false;
+        }
+        let mut state = self.lock();
+        let room = self.body_bytes.saturating_sub(state.body_bytes);
+        let Some(kept) = state.kept.get_mut(&meta.key) else {
+            return false;
+        };
+        if kept.meta.link != meta.link || kept.body.is_some() || kept.reserved > 0 || len > room
+        {
+            return false;
+        }
+        // An empty body holds nothing but still marks the read under way.
+        kept.reserved = len.max(1);
+        state.body_bytes += len.max(1);
+        true
+    }
+
+    /// Ends a [`Hot::reserve`]: keeps `body` (read and checked) in the
+    /// room held for it, or gives the room back when there is none.
+    /// Nothing happens if the key was forgotten or replaced meanwhile.
+    pub(crate) fn fill(&self, meta: &CacheMetadata, body: Option<&Bytes>) {
+        let mut state = self.lock();
+        let Some(kept) = state.kept.get_mut(&meta.key) else {
+            return;
+        };
+        if kept.meta.link != meta.link || kept.reserved == 0 {
+            return;
+        }
+        let held = std::mem::take(&mut kept.reserved);
+        let kept_len = match body {
+            Some(body) if body.len() <= held && kept.body.is_none() => {
+                kept.body = Some(body.clone());
+                body.len()
+            }
+            _ => 0,
+        };
+        state.body_bytes = state.body_bytes - held + kept_len;
     }
 
     /// Keeps `body`, read and checked, for `meta`'s version, if it is the
@@ -139,7 +201,12 @@ impl Hot {
         let Some(kept) = state.kept.get_mut(&meta.key) else {
             return;
         };
-        if kept.meta.link != meta.link || kept.body.is_some() || body.len() > room {
+        if kept.meta.link != meta.link
+            || kept.body.is_some()
+            || kept.reserved > 0
+            || body.len() > room
+            || body.len() > self.body_limit
+        {
             return;
         }
         kept.body = Some(body.clone());
@@ -151,8 +218,15 @@ impl Hot {
         let mut state = self.lock();
         state.forgotten += 1;
         if let Some(old) = state.kept.remove(key) {
-            state.body_bytes -= old.body.map_or(0, |body| body.len());
+            state.body_bytes -= old.held();
         }
+    }
+}
+
+impl Kept {
+    /// Bytes of the budget this entry holds.
+    fn held(&self) -> usize {
+        self.body.as_ref().map_or(0, Bytes::len) + self.reserved
     }
 }
 
@@ -185,7 +259,7 @@ mod tests {
 
     #[test]
     fn bodies_are_kept_for_their_own_version_and_within_the_bound() {
-        let hot = Hot::new(10, 4, Duration::from_secs(60));
+        let hot = Hot::new(10, 4, 1024, Duration::from_secs(60));
         hot.keep(meta("a", "l1"), STAMP, hot.since());
         hot.keep_body(&meta("a", "l2"), &Bytes::from_static(b"old"));
         let Found::Current(kept) = hot.find("a") else {
@@ -208,12 +282,43 @@ mod tests {
     }
 
     #[test]
+    fn a_body_being_read_holds_its_room_until_it_is_kept_or_given_back() {
+        let hot = Hot::new(10, 5, 4, Duration::from_secs(60));
+        hot.keep(meta("a", "l1"), STAMP, hot.since());
+        hot.keep(meta("b", "l2"), STAMP, hot.since());
+        assert!(hot.reserve(&meta("a", "l1")), "3 bytes fit in 5");
+        assert!(!hot.reserve(&meta("a", "l1")), "one reader at a time");
+        assert!(!hot.reserve(&meta("b", "l2")), "3 more do not fit");
+        assert!(!hot.reserve(&meta("a", "l9")), "another version");
+        hot.fill(&meta("a", "l1"), None);
+        assert!(hot.reserve(&meta("b", "l2")), "the room was given back");
+        hot.fill(&meta("b", "l2"), Some(&Bytes::from_static(b"xyz")));
+        let Found::Current(b) = hot.find("b") else {
+            panic!("kept")
+        };
+        assert_eq!(b.body.unwrap(), "xyz");
+        assert!(!hot.reserve(&meta("a", "l1")), "b's body holds the room");
+        hot.forget("b");
+        assert!(hot.reserve(&meta("a", "l1")));
+        // Forgotten while being read: its room goes, and what was read is
+        // not kept.
+        hot.forget("a");
+        hot.fill(&meta("a", "l1"), Some(&Bytes::from_static(b"abc")));
+        assert!(matches!(hot.find("a"), Found::Nothing));
+        hot.keep(meta("a", "l1"), STAMP, hot.since());
+        let mut long = meta("a", "l1");
+        Arc::get_mut(&mut long).unwrap().body_len = 5;
+        assert!(!hot.reserve(&long), "past the limit of 4 bytes a body");
+        assert!(hot.reserve(&meta("a", "l1")), "the budget is whole again");
+    }
+
+    #[test]
     fn an_entry_not_confirmed_lately_must_be() {
-        let hot = Hot::new(10, 100, Duration::ZERO);
+        let hot = Hot::new(10, 100, 1024, Duration::ZERO);
         hot.keep(meta("a", "l1"), STAMP, hot.since());
         assert!(matches!(hot.find("a"), Found::Unconfirmed(_)));
         assert!(matches!(hot.find("z"), Found::Nothing));
-        let full = Hot::new(1, 100, Duration::from_secs(60));
+        let full = Hot::new(1, 100, 1024, Duration::from_secs(60));
         full.keep(meta("a", "l1"), STAMP, full.since());
         full.keep(meta("b", "l1"), STAMP, full.since());
         assert!(
@@ -224,7 +329,7 @@ mod tests {
 
     #[test]
     fn a_read_that_began_before_a_write_forgot_the_key_keeps_nothing() {
-        let hot = Hot::new(10, 100, Duration::from_secs(60));
+        let hot = Hot::new(10, 100, 1024, Duration::from_secs(60));
         let reader = hot.since();
         hot.forget("a");
         hot.keep(meta("a", "old"), STAMP, reader);

@@ -82,6 +82,10 @@ pub use metadata::FORMAT_VERSION;
 /// The chunk size of streamed reads unless [`Builder::chunk_size`] says otherwise.
 pub const DEFAULT_READ_CHUNK_SIZE: usize = 128 * 1024;
 
+/// The largest body kept in memory unless [`Builder::hot_body_limit`] says
+/// otherwise.
+pub const DEFAULT_HOT_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Caches responses as files under a root directory; see the crate docs.
 #[derive(Debug, Clone)]
 pub struct StreamingManager {
@@ -104,6 +108,7 @@ pub(crate) struct Options {
     pub(crate) gc_at_start: bool,
     pub(crate) metadata_cache_entries: usize,
     pub(crate) hot_body_bytes: usize,
+    pub(crate) hot_body_limit: usize,
     pub(crate) recheck_interval: std::time::Duration,
 }
 
@@ -150,11 +155,20 @@ impl Builder {
         self
     }
 
-    /// How many bytes of small bodies (up to 64 KiB each) this process
-    /// keeps in memory, checked when they were read, to answer hits with
-    /// no system call (default 8 MiB; 0 turns it off).
+    /// How many bytes of bodies (each at most [`Builder::hot_body_limit`])
+    /// this process keeps in memory, checked when they were read, to
+    /// answer hits with no system call and no copy (default 8 MiB; 0 turns
+    /// it off). Bodies being read to be kept count toward it.
     pub fn hot_body_bytes(mut self, bytes: usize) -> Self {
         self.options.hot_body_bytes = bytes;
+        self
+    }
+
+    /// The largest body kept in memory under [`Builder::hot_body_bytes`]
+    /// (default [`DEFAULT_HOT_BODY_LIMIT`], 1 MiB). A larger one is always
+    /// streamed from its file.
+    pub fn hot_body_limit(mut self, bytes: usize) -> Self {
+        self.options.hot_body_limit = bytes;
         self
     }
 
@@ -182,6 +196,7 @@ impl Builder {
         let hot = hot::Hot::new(
             self.options.metadata_cache_entries,
             self.options.hot_body_bytes,
+            self.options.hot_body_limit,
             self.options.recheck_interval,
         );
         let manager = StreamingManager {
@@ -213,7 +228,8 @@ impl Builder {
 const UNKNOWN: u64 = u64::MAX;
 
 /// Bodies up to this size, of entries whose metadata this process holds,
-/// are read without a hop to the blocking pool.
+/// are read without a hop to the blocking pool (larger ones only when
+/// kept in memory).
 const INLINE_READ: u64 = 64 * 1024;
 
 /// State every clone of a manager shares.
@@ -384,6 +400,7 @@ impl StreamingManager {
                 gc_at_start: true,
                 metadata_cache_entries: 8192,
                 hot_body_bytes: 8 * 1024 * 1024,
+                hot_body_limit: DEFAULT_HOT_BODY_LIMIT,
                 recheck_interval: std::time::Duration::from_millis(250),
             },
         }
@@ -436,12 +453,25 @@ impl StreamingManager {
                 self.blocking(move |shared| match read::open(shared, &key)? {
                     Some(opened) if opened.meta.body_len <= chunk_size => {
                         let read = read::read_whole(shared, opened)?;
-                        if let Some((meta, body)) = &read
-                            && meta.body_len <= INLINE_READ
-                        {
+                        if let Some((meta, body)) = &read {
                             shared.hot.keep_body(meta, body);
                         }
                         Ok(read.map(|(meta, body)| (meta, Ok(body))))
+                    }
+                    // A larger body is read whole only to be kept in
+                    // memory, in room held for it in the budget: the
+                    // next hits on it cost no system call and no copy.
+                    // Otherwise (no room, or another caller is reading
+                    // it) it is streamed.
+                    Some(opened) if shared.hot.reserve(&opened.meta) => {
+                        let meta = Arc::clone(&opened.meta);
+                        let read = read::read_whole(shared, opened);
+                        let body = match &read {
+                            Ok(Some((_, body))) => Some(body),
+                            _ => None,
+                        };
+                        shared.hot.fill(&meta, body);
+                        Ok(read?.map(|(meta, body)| (meta, Ok(body))))
                     }
                     Some(opened) => Ok(Some((Arc::clone(&opened.meta), Err(opened)))),
                     None => Ok(None),

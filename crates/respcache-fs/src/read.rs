@@ -86,10 +86,10 @@ pub(crate) fn open(shared: &Shared, key: &str) -> Result<Option<Opened>, BoxErro
 }
 
 /// The entry of `key`, read on the calling thread, when this process
-/// holds its metadata and its body is at most `limit` bytes: from memory
-/// when the body is kept there and its version was confirmed lately, else
-/// with a `stat` to confirm the version and, for a body not kept, one
-/// read of the file, checked (and then kept). `None` for any other entry:
+/// holds its metadata and either keeps its body or the body is at most
+/// `limit` bytes: from memory when the body is kept there and its version
+/// was confirmed lately, else with a `stat` to confirm the version and,
+/// for a body not kept, one read of the file, checked (and then kept). `None` for any other entry:
 /// the caller then takes the slow way, which may find it.
 pub(crate) fn known_small(
     shared: &Shared,
@@ -109,11 +109,11 @@ pub(crate) fn known_small(
             kept
         }
     };
-    if kept.meta.body_len > limit {
-        return Ok(None);
-    }
     if let Some(body) = kept.body {
         return Ok(Some((kept.meta, body)));
+    }
+    if kept.meta.body_len > limit {
+        return Ok(None);
     }
     let Ok(file) = File::open(shared.layout.link_path(&kept.meta.link)) else {
         return Ok(None);

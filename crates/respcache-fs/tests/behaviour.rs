@@ -489,6 +489,56 @@ async fn another_managers_writes_are_seen_once_the_recheck_interval_has_passed()
     assert_eq!(version(&writer, "k").await, Some(4));
 }
 
+/// How many frames a streamed read of `key` hands out, and its bytes.
+async fn frames(manager: &StreamingManager, key: &str) -> Option<(usize, Vec<u8>)> {
+    let response = manager.get_stream_response(key).await.expect("read")?;
+    let mut body = response.into_body();
+    let (mut count, mut bytes) = (0, Vec::new());
+    while let Some(frame) = body.frame().await {
+        let data = frame.expect("a sound body").into_data().expect("data");
+        count += 1;
+        bytes.extend_from_slice(&data);
+    }
+    Some((count, bytes))
+}
+
+#[tokio::test]
+async fn bodies_up_to_the_hot_limit_are_checked_once_then_served_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let mib = 1024 * 1024;
+    let manager = StreamingManager::builder(dir.path().into())
+        .recheck_interval(Duration::from_secs(3600))
+        // Room for one 1 MiB body and a bit.
+        .hot_body_bytes(mib + 1000)
+        .build();
+    let (good, other) = (body_of(mib, 1), body_of(mib, 2));
+    put(&manager, "good", good.clone()).await;
+    put(&manager, "other", other.clone()).await;
+    put(&manager, "bad", body_of(mib, 3)).await;
+
+    // Damaged before anything read it: the read that would keep it checks
+    // it, and it is a miss, never the damaged bytes.
+    let bad = manager.body_path("bad").await.unwrap().unwrap();
+    let mut bytes = std::fs::read(&bad).unwrap();
+    bytes[mib / 2] ^= 1;
+    std::fs::write(&bad, bytes).unwrap();
+    assert!(manager.get_stream_response("bad").await.unwrap().is_none());
+
+    // Read whole, checked, kept: one frame, the stored bytes.
+    assert_eq!(frames(&manager, "good").await, Some((1, good.to_vec())));
+    // Kept: served from memory, the file is no longer read.
+    let link = manager.body_path("good").await.unwrap().unwrap();
+    std::fs::remove_file(&link).unwrap();
+    assert_eq!(frames(&manager, "good").await, Some((1, good.to_vec())));
+    // No room left in the budget: the other body is streamed in chunks,
+    // every time.
+    for _ in 0..2 {
+        let (count, bytes) = frames(&manager, "other").await.unwrap();
+        assert!(count > 1, "streamed, not kept: {count} frame(s)");
+        assert_eq!(bytes, other);
+    }
+}
+
 /// Slow readers and slow origins must not hold the blocking pool: with
 /// two blocking threads, eight streamed reads that stop reading and four
 /// streamed stores whose origin stalls still leave room for a plain get.
@@ -504,6 +554,8 @@ fn stalled_streams_hold_no_blocking_thread() {
         let dir = tempfile::tempdir().unwrap();
         let manager = StreamingManager::builder(dir.path().into())
             .chunk_size(16 * 1024)
+            // Streamed, not read whole into memory.
+            .hot_body_limit(64 * 1024)
             .build();
         put(&manager, "big", body_of(1024 * 1024, 3)).await;
         put(&manager, "small", body_of(100, 4)).await;
