@@ -2,7 +2,9 @@
 //! only logs (an `{{#include}}` it cannot read is an `ERROR` line, yet the
 //! build exits 0) and on links mdBook does not check at all: every
 //! relative link in the built pages must reach a file, and every `#anchor`
-//! an element with that id.
+//! an element with that id. First, the completeness check
+//! ([`crate::completeness`]): every name the code declares for users is on
+//! its page.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Component, Path, PathBuf};
@@ -20,6 +22,7 @@ pub fn run() -> TaskResult {
 
 /// Builds the guide with `mdbook` into `dest` and checks it.
 pub fn build_and_check(mdbook: &Path, dest: &Path) -> TaskResult {
+    crate::completeness::run()?;
     println!("\n== guide: mdbook build docs, links and includes checked");
     let _ = std::fs::remove_dir_all(dest);
     let output = Command::new(mdbook)

@@ -5,7 +5,8 @@
 //! - `cargo xtask conformance`: the conformance suite on every backend, as a table.
 //! - `cargo xtask conformance --prove`: which broken manager proves each check.
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
-//! - `cargo xtask guide`: the guide built with mdBook, its links and includes checked.
+//! - `cargo xtask guide`: the guide built with mdBook, its links and includes checked,
+//!   and every check, builder option, proxy flag and config key found on its page.
 //! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
 //! - `cargo xtask bench proxy [--quick] [...]`: respcache-proxy beside nginx and
 //!   Varnish under wrk, added to the report with a chart.
@@ -18,6 +19,7 @@
 mod bench;
 mod cache_tests;
 mod ci;
+mod completeness;
 mod conformance;
 mod demo;
 mod guide;

@@ -72,7 +72,7 @@ impl<S: Storage> HttpCache<S> {
             }
             _ => response,
         };
-        self.add_status(response.headers_mut(), &status);
+        self.add_status(response.headers_mut(), &status, false);
         response.extensions_mut().insert(BodySource::Origin);
         Ok(response)
     }

@@ -140,6 +140,15 @@ pub struct Options {
     /// xkey) and `Cache-Tag` (Cloudflare) carry them. The tags go to the
     /// backend with each store ([`respcache_core::StoreHints::tags`]).
     pub tag_fields: Vec<http::HeaderName>,
+    /// Also send `x-cache` and `x-cache-lookup` (`HIT` or `MISS`) beside
+    /// `Cache-Status`, as `http-cache`'s `cache_status_headers` does, for
+    /// dashboards and tests that read them: `x-cache` says whether the
+    /// body came from storage, `x-cache-lookup` whether a stored response
+    /// was found. Off by default. A cache in front of other caches
+    /// should leave it off: unlike `Cache-Status`, these fields do not
+    /// say which cache they are about, and this one replaces any the
+    /// origin sent.
+    pub x_cache_headers: bool,
 }
 
 impl Default for Options {
@@ -169,6 +178,7 @@ impl Default for Options {
                 http::HeaderName::from_static("surrogate-key"),
                 http::HeaderName::from_static("cache-tag"),
             ],
+            x_cache_headers: false,
         }
     }
 }
@@ -221,6 +231,7 @@ impl fmt::Debug for Options {
             .field("keep_stale", &self.keep_stale)
             .field("clock", &self.clock)
             .field("tag_fields", &self.tag_fields)
+            .field("x_cache_headers", &self.x_cache_headers)
             .field(
                 "serve_stale_when_disconnected",
                 &self.serve_stale_when_disconnected,

@@ -221,7 +221,7 @@ impl<S: Storage> HttpCache<S> {
             .insert(header::AGE, HeaderValue::from(freshness.age.as_secs()));
         range::partial_head(&mut head, start, len, total);
         let status = CacheStatus::hit(freshness.ttl_seconds());
-        self.add_status(&mut head.headers, &status);
+        self.add_status(&mut head.headers, &status, true);
         let body = body::boxed(range::Slice::new(body, start - part.0, len));
         Some(Response::from_parts(head, body))
     }

@@ -29,7 +29,7 @@ impl<S: Storage> HttpCache<S> {
         conditions: conditional::Conditions,
     ) -> Response<CacheBody> {
         let (mut head, body) = response.into_parts();
-        self.add_status(&mut head.headers, status);
+        self.add_status(&mut head.headers, status, false);
         head.extensions.insert(BodySource::Origin);
         if head.status == StatusCode::OK
             && exchange.parts.method == Method::GET
@@ -62,7 +62,10 @@ impl<S: Storage> HttpCache<S> {
         // Stored heads had their hop-by-hop fields removed when stored.
         vary::strip_internal(&mut head.headers);
         head.headers.insert(header::AGE, HeaderValue::from(age));
-        self.add_status(&mut head.headers, &status);
+        // A follower of another request's origin answer (`collapsed`) did
+        // not read storage: to `x-cache` it is a miss.
+        let from_storage = !status.collapsed;
+        self.add_status(&mut head.headers, &status, from_storage);
         let conditions = conditional::Conditions::take_from(&parts.headers);
         let head = if conditions.not_modified(&head.headers) && head.status == StatusCode::OK {
             conditional::not_modified_head(&head)
@@ -98,9 +101,16 @@ impl<S: Storage> HttpCache<S> {
         }
     }
 
-    /// The cache's own `Cache-Status` member; in a surrogate, the
-    /// origin's `Surrogate-Control` stops here.
-    pub(crate) fn add_status(&self, headers: &mut HeaderMap, status: &CacheStatus) {
+    /// The cache's own `Cache-Status` member, and `x-cache` and
+    /// `x-cache-lookup` when [`Options::x_cache_headers`] asks for them
+    /// (`from_storage`: the body is read from storage); in a surrogate,
+    /// the origin's `Surrogate-Control` stops here.
+    pub(crate) fn add_status(
+        &self,
+        headers: &mut HeaderMap,
+        status: &CacheStatus,
+        from_storage: bool,
+    ) {
         if self.inner.options.surrogate.is_some() {
             surrogate::remove(headers);
         }
@@ -108,6 +118,17 @@ impl<S: Storage> HttpCache<S> {
             HeaderName::from_static("cache-status"),
             status.to_header(&self.inner.options.cache_name),
         );
+        if self.inner.options.x_cache_headers {
+            let (x_cache, lookup) = status.x_cache(from_storage);
+            headers.insert(
+                HeaderName::from_static("x-cache"),
+                HeaderValue::from_static(x_cache),
+            );
+            headers.insert(
+                HeaderName::from_static("x-cache-lookup"),
+                HeaderValue::from_static(lookup),
+            );
+        }
     }
 }
 
@@ -116,9 +137,20 @@ impl<S: Storage> HttpCache<S> {
 pub(crate) fn gateway_timeout(options: &Options) -> Response<CacheBody> {
     let mut response = Response::new(body::empty());
     *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         HeaderName::from_static("cache-status"),
         CacheStatus::default().to_header(&options.cache_name),
     );
+    if options.x_cache_headers {
+        headers.insert(
+            HeaderName::from_static("x-cache"),
+            HeaderValue::from_static("MISS"),
+        );
+        headers.insert(
+            HeaderName::from_static("x-cache-lookup"),
+            HeaderValue::from_static("MISS"),
+        );
+    }
     response
 }

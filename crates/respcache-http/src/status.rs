@@ -84,6 +84,19 @@ impl CacheStatus {
         }
     }
 
+    /// `x-cache` and `x-cache-lookup` as `http-cache` sets them, for
+    /// [`Options::x_cache_headers`](crate::Options::x_cache_headers):
+    /// `x-cache` is `HIT` when the body is read from storage
+    /// (`from_storage`: a fresh hit, a stored response revalidated by a
+    /// `304`, or one served stale), `MISS` when the origin's answer is
+    /// sent; `x-cache-lookup` is `HIT` when a stored response for the
+    /// request was found, used or revalidated, `MISS` otherwise.
+    pub fn x_cache(&self, from_storage: bool) -> (&'static str, &'static str) {
+        let found = from_storage || self.hit || self.fwd == Some(Forward::Stale);
+        let hit_or_miss = |yes: bool| if yes { "HIT" } else { "MISS" };
+        (hit_or_miss(from_storage), hit_or_miss(found))
+    }
+
     /// The field value for a cache called `name`.
     pub fn to_header(&self, name: &str) -> HeaderValue {
         let mut value = name.to_owned();

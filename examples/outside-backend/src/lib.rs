@@ -1,8 +1,9 @@
 //! `MapManager`: a respcache backend in a `HashMap`, written against
 //! respcache-core alone. Step 1 of the guide's "Implementing a backend":
 //! the four methods every backend has, each doing what the conformance
-//! suite checks.
+//! suite checks, and the `Clone` the engine's `Buffered` needs.
 
+// ANCHOR: manager
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,10 +13,12 @@ use respcache_core::{CacheManager, CachePolicy, HttpResponse, Result, async_trai
 /// reader holding one sees one whole entry however writers race.
 type Entry = Arc<(HttpResponse, CachePolicy)>;
 
-/// Responses kept in process memory, by key.
-#[derive(Debug, Default)]
+/// Responses kept in process memory, by key. A clone shares the map: the
+/// engine (`respcache_http::Buffered`) clones its manager into the tasks
+/// that store a body, so every clone must reach the same entries.
+#[derive(Debug, Default, Clone)]
 pub struct MapManager {
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: Arc<Mutex<HashMap<String, Entry>>>,
 }
 
 impl MapManager {
@@ -85,3 +88,4 @@ impl CacheManager for MapManager {
         Ok(true)
     }
 }
+// ANCHOR_END: manager

@@ -3,6 +3,7 @@
 //! manager, and what this backend cannot do, so that those checks show
 //! as `n/a` instead of failing.
 
+// ANCHOR: harness
 use std::sync::Arc;
 
 use outside_backend::MapManager;
@@ -61,3 +62,4 @@ impl Harness for MapHarness {
 }
 
 respcache_conformance::buffered_suite!(MapHarness);
+// ANCHOR_END: harness
