@@ -652,3 +652,50 @@ async fn silent_handshakes_prefaces_and_idle_h2_connections_are_cut_off() {
         .expect("an idle h2 connection over TLS closed by the proxy")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_s_page_is_purged_by_its_https_url() {
+    let origin = origin().await;
+    let ca = Authority::new();
+    let (proxy, tls) = tls_proxy(
+        &origin.base_url(),
+        &ca.leaf(1, "first"),
+        "purge_token = \"sesame\"",
+    )
+    .await;
+    // HTTP/1.1: its target is a path, and the listener gives it https.
+    let mut h1 = Connection::tls(tls, ca.client(&[b"http/1.1"])).await;
+    assert_miss(&h1.get("/page").await.0, "/page #1");
+    assert_hit(&h1.get("/page").await.0, "/page #1");
+    let purge = |url: String| {
+        let admin = proxy.admin_url(&format!(
+            "/purge?url={}",
+            url.replace(':', "%3A").replace('/', "%2F")
+        ));
+        async move {
+            Client::default()
+                .fetch(
+                    Request::post(admin)
+                        .header("authorization", "Bearer sesame")
+                        .body(full(Bytes::new()))
+                        .unwrap(),
+                )
+                .await
+        }
+    };
+    // The http:// spelling is another URL: nothing of it is stored.
+    let other = purge(format!("http://localhost:{}/page", tls.port())).await;
+    assert_eq!(other.status, StatusCode::OK, "{}", other.text());
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&other.body).unwrap()["purged"],
+        0
+    );
+    let done = purge(format!("https://localhost:{}/page", tls.port())).await;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&done.body).unwrap()["purged"],
+        1,
+        "{}",
+        done.text()
+    );
+    assert_miss(&h1.get("/page").await.0, "/page #2");
+}
