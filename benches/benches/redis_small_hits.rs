@@ -1,12 +1,16 @@
 //! Head-of-line blocking on Redis: the latency of 1 KiB hits while 16 MiB
 //! entries stream in and out through the same manager, on one server and
 //! on a six-node cluster, beside the same hits with nothing else going on.
-//! A short run (a few seconds per row), printed as a Markdown table.
+//! A short run (a few seconds per row), printed as a Markdown table and
+//! written to `target/bench/redis_small_hits.json` for `cargo xtask bench`.
 //!
 //! `cargo bench -p respcache-benches --bench redis_small_hits`
 
 #![allow(missing_docs)]
 
+mod common;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -19,7 +23,10 @@ use respcache_testkit::{RedisCluster, RedisServer};
 
 const SMALL: usize = 1024;
 const LARGE: usize = 16 * 1024 * 1024;
-const HITS: usize = 1000;
+/// Hits timed per row, quiet and busy (fewer with `--quick`).
+fn hits() -> usize {
+    if common::quick() { 300 } else { 1000 }
+}
 
 fn response(len: usize) -> (HttpResponse, CachePolicy) {
     let url = url::Url::parse("https://example.com/").expect("a URL");
@@ -36,8 +43,8 @@ fn response(len: usize) -> (HttpResponse, CachePolicy) {
 }
 
 async fn small_hits(manager: &RedisManager) -> Vec<Duration> {
-    let mut times = Vec::with_capacity(HITS);
-    for _ in 0..HITS {
+    let mut times = Vec::with_capacity(hits());
+    for _ in 0..hits() {
         let start = Instant::now();
         let hit = manager.get("small").await.expect("a get");
         times.push(start.elapsed());
@@ -83,7 +90,26 @@ fn quantile(times: &[Duration], q: f64) -> f64 {
     times[at].as_secs_f64() * 1000.0
 }
 
-async fn row(name: &str, manager: RedisManager) {
+/// The latencies of one row, in ms.
+struct Row {
+    name: &'static str,
+    quiet: Vec<Duration>,
+    busy: Vec<Duration>,
+}
+
+impl Row {
+    fn figures(&self) -> [f64; 5] {
+        [
+            quantile(&self.quiet, 0.5),
+            quantile(&self.quiet, 0.99),
+            quantile(&self.busy, 0.5),
+            quantile(&self.busy, 0.99),
+            quantile(&self.busy, 1.0),
+        ]
+    }
+}
+
+async fn row(name: &'static str, manager: RedisManager) -> Row {
     let manager = Arc::new(manager);
     let (small, policy) = response(SMALL);
     manager
@@ -104,14 +130,10 @@ async fn row(name: &str, manager: RedisManager) {
     for task in tasks {
         let _ = task.await;
     }
-    println!(
-        "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
-        quantile(&quiet, 0.5),
-        quantile(&quiet, 0.99),
-        quantile(&busy, 0.5),
-        quantile(&busy, 0.99),
-        quantile(&busy, 1.0),
-    );
+    let row = Row { name, quiet, busy };
+    let [p50, p99, busy50, busy99, max] = row.figures();
+    println!("| {name} | {p50:.2} | {p99:.2} | {busy50:.2} | {busy99:.2} | {max:.2} |");
+    row
 }
 
 #[tokio::main]
@@ -129,7 +151,7 @@ async fn main() {
         .prefix("hol")
         .build()
         .expect("a manager");
-    row("one server", single).await;
+    let mut rows = vec![row("one server", single).await];
     let cluster = tokio::task::spawn_blocking(RedisCluster::shared)
         .await
         .expect("a cluster");
@@ -137,5 +159,24 @@ async fn main() {
         .prefix(cluster.prefix("hol"))
         .build()
         .expect("a manager");
-    row("cluster (3 masters)", clustered).await;
+    rows.push(row("cluster (3 masters)", clustered).await);
+
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            let [p50, p99, busy50, busy99, max] = row.figures();
+            format!(
+                "{{\"name\": \"{}\", \"quiet_p50_ms\": {p50:.3}, \"quiet_p99_ms\": {p99:.3}, \"busy_p50_ms\": {busy50:.3}, \"busy_p99_ms\": {busy99:.3}, \"busy_max_ms\": {max:.3}}}",
+                row.name
+            )
+        })
+        .collect();
+    let json = format!(
+        "{{\"hits\": {}, \"small\": {SMALL}, \"large\": {LARGE}, \"rows\": [\n  {}\n]}}\n",
+        hits(),
+        rows.join(",\n  ")
+    );
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    std::fs::write(out.join("redis_small_hits.json"), json).expect("redis_small_hits.json");
 }

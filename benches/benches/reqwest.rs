@@ -1,28 +1,42 @@
-//! A reqwest client answered from its cache: respcache-reqwest (fs backend,
-//! whose small bodies are served from memory) beside http-cache-reqwest
-//! with its moka manager, on 1 KiB and 64 KiB hits from a loopback origin.
-//! Criterion times a hit (send, read the whole body); a counting allocator
-//! gives the allocations per hit, printed after the run.
+//! A reqwest client answered from its cache: respcache-reqwest over
+//! respcache-memory (and over the fs backend) beside http-cache-reqwest
+//! 1.0.0-alpha.10 with its moka manager, the in-memory set-up its users
+//! most often pick, on 1 KiB and 64 KiB hits from a loopback origin. Each
+//! hit sends the request and reads the whole body. Measures hits per
+//! second one at a time (the median of rounds) and allocations and bytes
+//! allocated per hit, counted by the global allocator of this binary.
 //!
-//! `cargo bench -p respcache-benches --bench reqwest`
+//! Writes `target/bench/reqwest.json` for `cargo xtask bench` (and
+//! `cargo xtask bench reqwest`).
 
 #![allow(missing_docs)]
 
-use std::time::Duration;
+mod common;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
-const KIB: usize = 1024;
+use common::{KIB, quick};
 
+/// Counts every allocation of every thread (the origin's runtime is idle
+/// while hits are counted: a hit never reaches it).
 #[global_allocator]
 static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 
-/// Hits counted for the allocations per hit.
-const COUNTED_HITS: u64 = 500;
+/// Hits whose allocations are counted.
+const COUNTED: usize = 1000;
 
-fn respcache(dir: &std::path::Path) -> ClientWithMiddleware {
+fn respcache_memory() -> ClientWithMiddleware {
+    let backend = respcache_memory::MemoryManager::new(256 * 1024 * 1024);
+    ClientBuilder::new(reqwest::Client::new())
+        .with(respcache_reqwest::Cache::streaming(backend))
+        .build()
+}
+
+fn respcache_fs(dir: &Path) -> ClientWithMiddleware {
     let backend = respcache_fs::StreamingManager::new(dir.to_path_buf());
     ClientBuilder::new(reqwest::Client::new())
         .with(respcache_reqwest::Cache::streaming(backend))
@@ -46,13 +60,93 @@ async fn fetch(client: &ClientWithMiddleware, url: &str) -> usize {
     response.bytes().await.expect("a body").len()
 }
 
-fn reqwest_hits(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+struct Row {
+    name: &'static str,
+    size: &'static str,
+    hits_per_sec: f64,
+    allocations_per_hit: f64,
+    bytes_per_hit: f64,
+}
+
+/// Warms `url` on `client` until the origin stops being asked, measures
+/// its hits, and fails if a measured hit reached the origin.
+fn measure(
+    runtime: &tokio::runtime::Runtime,
+    name: &'static str,
+    size: &'static str,
+    len: usize,
+    client: &ClientWithMiddleware,
+    origin: &respcache_testkit::Origin,
+    url: &str,
+) -> Row {
+    runtime.block_on(async {
+        for _ in 0..50 {
+            let before = origin.requests();
+            assert_eq!(fetch(client, url).await, len, "{name}: body length");
+            if origin.requests() == before {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let asked = origin.requests();
+
+    let rounds = if quick() { 3 } else { 7 };
+    let per_round = runtime.block_on(async {
+        let started = Instant::now();
+        let mut n = 0;
+        while started.elapsed() < Duration::from_millis(150) {
+            fetch(client, url).await;
+            n += 1;
+        }
+        n * 2 // about 300 ms a round
+    });
+    let mut rates: Vec<f64> = (0..rounds)
+        .map(|_| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..per_round {
+                    fetch(client, url).await;
+                }
+                per_round as f64 / started.elapsed().as_secs_f64()
+            })
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
+
+    let region = Region::new(GLOBAL);
+    runtime.block_on(async {
+        for _ in 0..COUNTED {
+            fetch(client, url).await;
+        }
+    });
+    let change = region.change();
+    assert_eq!(origin.requests(), asked, "{name}: a hit reached the origin");
+    let row = Row {
+        name,
+        size,
+        hits_per_sec: rates[rates.len() / 2],
+        allocations_per_hit: change.allocations as f64 / COUNTED as f64,
+        bytes_per_hit: change.bytes_allocated as f64 / COUNTED as f64,
+    };
+    eprintln!(
+        "{name} {size}: {:.0} hits/s, {:.1} allocations and {:.0} bytes allocated per hit",
+        row.hits_per_sec, row.allocations_per_hit, row.bytes_per_hit
+    );
+    row
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return; // `cargo bench -- --list` and the like: nothing to list.
+    }
+    // The origin answers on a runtime of its own, alive for the whole run.
+    let serving = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
         .enable_all()
         .build()
         .expect("a runtime");
-    let origin = runtime.block_on(respcache_testkit::Origin::start(|seen, _| {
+    let origin = serving.block_on(respcache_testkit::Origin::start(|seen, _| {
         let len = if seen.path.contains("64k") {
             64 * KIB
         } else {
@@ -63,62 +157,36 @@ fn reqwest_hits(c: &mut Criterion) {
             .body(respcache_testkit::full(respcache_testkit::pattern(len, 1)))
             .expect("a response")
     }));
+    // The clients' runtime, for the whole run (their connection pools live
+    // on it): one thread, so a hit's cost is its own.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
     let dir = tempfile::tempdir().expect("a temporary directory");
     let subjects = [
-        ("respcache-reqwest(fs)", respcache(dir.path())),
-        ("http-cache-reqwest(moka)", http_cache_moka()),
+        ("respcache-reqwest (memory)", respcache_memory()),
+        ("respcache-reqwest (fs)", respcache_fs(dir.path())),
+        ("http-cache-reqwest (moka)", http_cache_moka()),
     ];
-    let mut allocations = Vec::new();
-    let mut group = c.benchmark_group("reqwest_hit");
-    group.throughput(Throughput::Elements(1));
+    let mut rows = Vec::new();
     for (size, len, path) in [("1KiB", KIB, "/1k"), ("64KiB", 64 * KIB, "/64k")] {
         let url = origin.url(path);
         for (name, client) in &subjects {
-            // The first request stores the entry; every later one is a hit.
-            runtime.block_on(async {
-                assert_eq!(fetch(client, &url).await, len);
-                assert_eq!(fetch(client, &url).await, len);
-            });
-            let before = origin.requests();
-            group.bench_function(BenchmarkId::new(*name, size), |b| {
-                b.to_async(&runtime).iter(|| async {
-                    assert_eq!(fetch(client, &url).await, len);
-                });
-            });
-            let region = Region::new(GLOBAL);
-            runtime.block_on(async {
-                for _ in 0..COUNTED_HITS {
-                    fetch(client, &url).await;
-                }
-            });
-            let counted = region.change().allocations as u64;
-            assert_eq!(
-                origin.requests(),
-                before,
-                "{name}: a hit reached the origin"
-            );
-            allocations.push(format!(
-                "reqwest_hit/{name}/{size}: {} allocations per hit",
-                counted / COUNTED_HITS
-            ));
+            rows.push(measure(&runtime, name, size, len, client, &origin, &url));
         }
     }
-    group.finish();
-    for line in allocations {
-        println!("{line}");
-    }
+    let rows: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "{{\"name\": \"{}\", \"size\": \"{}\", \"hits_per_sec\": {:.1}, \"allocations_per_hit\": {:.2}, \"bytes_per_hit\": {:.0}}}",
+                r.name, r.size, r.hits_per_sec, r.allocations_per_hit, r.bytes_per_hit
+            )
+        })
+        .collect();
+    let json = format!("{{\"rows\": [\n  {}\n]}}\n", rows.join(",\n  "));
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench");
+    std::fs::create_dir_all(&out).expect("target/bench");
+    std::fs::write(out.join("reqwest.json"), json).expect("reqwest.json");
 }
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(10)
-        .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_secs(2))
-}
-
-criterion_group! {
-    name = benches;
-    config = config();
-    targets = reqwest_hits
-}
-criterion_main!(benches);

@@ -1,6 +1,9 @@
 //! `cargo xtask bench [--quick]`: runs the benchmarks and writes
 //! `target/bench/report.md`: medians per operation, the ratios ours/peer and
-//! ours/floor from the same run, and each target met or missed.
+//! ours/floor from the same run, and each target met or missed; Redis on
+//! one server beside a Redis Cluster, with small-hit latency under large
+//! streams; and a reqwest client's hits beside http-cache-reqwest (see
+//! [`reqwest`], also run alone as `cargo xtask bench reqwest`).
 //!
 //! `cargo xtask bench proxy`: respcache-proxy beside nginx and Varnish
 //! (see [`proxy`]), and `cargo xtask bench engine`: the engine's hit path
@@ -9,6 +12,7 @@
 
 mod engine;
 mod proxy;
+mod reqwest;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -26,6 +30,7 @@ const SUBJECTS: &[&str] = &[
     "fs-stream",
     "peer-streaming",
     "redis",
+    "redis-cluster",
     "memory",
     "tiered",
     "floor",
@@ -35,6 +40,7 @@ pub fn run(args: &[String]) -> TaskResult {
     match args.first().map(String::as_str) {
         Some("proxy") => return proxy::run(&args[1..]),
         Some("engine") => return engine::run(&args[1..]),
+        Some("reqwest") => return reqwest::run(&args[1..]),
         _ => {}
     }
     crate::tools::require_redis_server("bench")?;
@@ -43,32 +49,110 @@ pub fn run(args: &[String]) -> TaskResult {
     for group in GROUPS {
         let _ = std::fs::remove_dir_all(criterion.join(group));
     }
-    let mut backends = cargo(&["bench", "-p", "respcache-benches", "--bench", "backends"]);
-    let mut streaming = cargo(&["bench", "-p", "respcache-benches", "--bench", "streaming"]);
-    if quick {
-        backends.env("RESPCACHE_BENCH_QUICK", "1");
-        streaming.env("RESPCACHE_BENCH_QUICK", "1");
-    }
+    let bench = |name: &str| {
+        let mut command = cargo(&["bench", "-p", "respcache-benches", "--bench", name]);
+        if quick {
+            command.env("RESPCACHE_BENCH_QUICK", "1");
+        }
+        command
+    };
     run_step(
-        "criterion: every backend, the peer and the floor",
-        &mut backends,
+        "criterion: every backend (Redis on one server and on a cluster), the peer and the floor",
+        &mut bench("backends"),
     )?;
     run_step(
         "streaming: time to first byte, frames, peak memory",
-        &mut streaming,
+        &mut bench("streaming"),
+    )?;
+    run_step(
+        "redis_small_hits: 1 KiB hit latency while 16 MiB entries stream, one server and a cluster",
+        &mut bench("redis_small_hits"),
     )?;
 
     let medians = read_medians(&criterion)?;
     let out = workspace_root().join("target").join("bench");
-    let streaming = std::fs::read_to_string(out.join("streaming.json"))
-        .map_err(|e| format!("target/bench/streaming.json: {e}"))?;
-    let streaming: Value =
-        serde_json::from_str(&streaming).map_err(|e| format!("streaming.json: {e}"))?;
-    let report = report(&medians, &streaming, quick);
+    let read_json = |name: &str| -> Result<Value, String> {
+        let text = std::fs::read_to_string(out.join(name))
+            .map_err(|e| format!("target/bench/{name}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))
+    };
+    let streaming = read_json("streaming.json")?;
+    let small_hits = read_json("redis_small_hits.json")?;
+    let mut report = report(&medians, &streaming, quick);
+    report.push('\n');
+    report.push_str(&redis_report(&medians, &small_hits));
     std::fs::create_dir_all(&out).map_err(|e| e.to_string())?;
     write_section(&out.join("report.md"), "backends", &report)?;
     println!("\n{report}\nwritten to target/bench/report.md");
-    Ok(())
+    reqwest::measure(quick)
+}
+
+/// Redis on one server beside the test cluster: put and hit medians at
+/// each size (from the criterion run), and 1 KiB hit latency while 16 MiB
+/// entries stream (from `redis_small_hits.json`).
+fn redis_report(medians: &Medians, small_hits: &Value) -> String {
+    let get = |g: &str, s: &str, p: &str| medians.get(&(g.into(), s.into(), p.into())).copied();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## Redis: one server and a cluster\n\n`redis` is RedisManager on one `redis-server`; \
+         `redis-cluster` is RedisManager on the test kit's Redis Cluster (six `redis-server` \
+         processes on this machine, three masters with a replica each, through a \
+         `redis+cluster://` URL), both through the buffered API, medians of the run above. \
+         cluster/one: the cluster's time over one server's.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| size | put, one server | put, cluster | put cluster/one | hit, one server | hit, cluster | hit cluster/one |\n\
+         |---|---|---|---|---|---|---|"
+    );
+    for p in parameters(medians, "get_hit") {
+        let cell = |g: &str, s: &str| get(g, s, &p).map_or("-".into(), time);
+        let _ = writeln!(
+            out,
+            "| {p} | {} | {} | {} | {} | {} | {} |",
+            cell("put", "redis"),
+            cell("put", "redis-cluster"),
+            ratio(get("put", "redis-cluster", &p), get("put", "redis", &p)),
+            cell("get_hit", "redis"),
+            cell("get_hit", "redis-cluster"),
+            ratio(
+                get("get_hit", "redis-cluster", &p),
+                get("get_hit", "redis", &p)
+            ),
+        );
+    }
+    let ms = |row: &Value, field: &str| {
+        row[field]
+            .as_f64()
+            .map_or("-".into(), |v| format!("{v:.2}"))
+    };
+    let _ = writeln!(
+        out,
+        "\n### 1 KiB hits while 16 MiB entries stream\n\n`redis_small_hits`: {} hits of one {} KiB \
+         entry, one after another, alone (quiet) and while one task puts {} MiB entries and \
+         another streams one out through the same manager (busy); latency in ms.\n",
+        small_hits["hits"].as_u64().unwrap_or(0),
+        small_hits["small"].as_u64().unwrap_or(0) >> 10,
+        small_hits["large"].as_u64().unwrap_or(0) >> 20,
+    );
+    let _ = writeln!(
+        out,
+        "| redis | quiet p50 | quiet p99 | busy p50 | busy p99 | busy max |\n|---|---|---|---|---|---|"
+    );
+    for row in small_hits["rows"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row["name"].as_str().unwrap_or("?"),
+            ms(row, "quiet_p50_ms"),
+            ms(row, "quiet_p99_ms"),
+            ms(row, "busy_p50_ms"),
+            ms(row, "busy_p99_ms"),
+            ms(row, "busy_max_ms"),
+        );
+    }
+    out
 }
 
 /// Puts `text` in `report` as its section `name`, in place of what an

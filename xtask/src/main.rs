@@ -7,7 +7,9 @@
 //! - `cargo xtask demo`: real responses from a local origin through every backend.
 //! - `cargo xtask guide`: the guide built with mdBook, its links and includes checked,
 //!   and every check, builder option, proxy flag and config key found on its page.
-//! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`.
+//! - `cargo xtask bench [--quick]`: the benchmarks, and `target/bench/report.md`
+//!   (backends, Redis on one server and a cluster, reqwest clients).
+//! - `cargo xtask bench reqwest [--quick]`: the reqwest rows alone.
 //! - `cargo xtask bench proxy [--quick] [...]`: respcache-proxy beside nginx and
 //!   Varnish under wrk, added to the report with a chart.
 //! - `cargo xtask bench engine [--quick]`: the engine's hit path beside
@@ -27,7 +29,7 @@ mod tools;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | guide | bench [--quick] | bench proxy [--quick] [--duration SECS] [--urls-duration SECS] [--urls N] [--only SUBJECTS] | bench engine [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--proxy-arg FLAG]... [--id TEST_ID]>";
+const USAGE: &str = "usage: cargo xtask <ci | conformance [--prove] | demo | guide | bench [--quick] | bench proxy [--quick] [--duration SECS] [--urls-duration SECS] [--urls N] [--only SUBJECTS] | bench engine [--quick] | bench reqwest [--quick] | cache-tests [--no-cache | --backend fs|cacache] [--proxy-arg FLAG]... [--id TEST_ID]>";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

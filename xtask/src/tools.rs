@@ -289,16 +289,24 @@ fn stop_system_service(service: &str, sudo: Option<&str>) {
 
 /// For tasks that run the Redis backend but install nothing (`cargo xtask
 /// conformance`, `bench`): fails with the command to run where
-/// `redis-server` is missing.
+/// `redis-server` or `redis-cli` (for the test cluster) is missing.
 pub fn require_redis_server(task: &str) -> Result<(), String> {
-    if version(Path::new("redis-server")).is_some() {
-        return Ok(());
+    if version(Path::new("redis-server")).is_none() {
+        return Err(format!(
+            "redis-server is not installed, and `cargo xtask {task}` runs the Redis backend \
+             against a real one. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
+             `cargo xtask ci` installs it when it may) and run again."
+        ));
     }
-    Err(format!(
-        "redis-server is not installed, and `cargo xtask {task}` runs the Redis backend \
-         against a real one. Install it (Debian/Ubuntu: `sudo apt-get install redis-server`; \
-         `cargo xtask ci` installs it when it may) and run again."
-    ))
+    // The six-node test cluster is joined with `redis-cli --cluster create`.
+    if version(Path::new("redis-cli")).is_none() {
+        return Err(format!(
+            "redis-cli is not installed, and `cargo xtask {task}` starts a Redis Cluster with \
+             it. Install it (Debian/Ubuntu: `sudo apt-get install redis-tools`; `cargo xtask ci` \
+             installs it when it may) and run again."
+        ));
+    }
+    Ok(())
 }
 
 /// `mdbook`: the one on the PATH, else the one an earlier run installed

@@ -261,7 +261,8 @@ impl Subject for Floor {
 }
 
 /// Every subject on fresh directories under `dir` (and a fresh
-/// redis-server), in the order the report lists them.
+/// redis-server, and the test kit's six-node Redis Cluster), in the order
+/// the report lists them.
 pub struct Subjects {
     pub all: Vec<Arc<dyn Subject>>,
     _redis: respcache_testkit::RedisServer,
@@ -273,6 +274,16 @@ pub async fn subjects(dir: &Path) -> Subjects {
         .max_body_size(2 << 30)
         .build()
         .expect("a redis manager");
+    // Formed once per process (it waits, so off the runtime's workers);
+    // its nodes stop when this process exits.
+    let cluster = tokio::task::spawn_blocking(respcache_testkit::RedisCluster::shared)
+        .await
+        .expect("a Redis Cluster");
+    let cluster_manager = respcache_redis::RedisManager::builder(cluster.url())
+        .prefix(cluster.prefix("bench"))
+        .max_body_size(2 << 30)
+        .build()
+        .expect("a redis cluster manager");
     let peer_streaming = http_cache::StreamingManager::with_max_body_size(
         mkdir(dir, "peer-streaming"),
         10_000,
@@ -314,6 +325,12 @@ pub async fn subjects(dir: &Path) -> Subjects {
         Arc::new(Ours {
             name: "redis",
             manager: redis_manager,
+        }),
+        // Three masters with a replica each, on this machine: beside
+        // `redis`, what a cluster's routing and replication add.
+        Arc::new(Ours {
+            name: "redis-cluster",
+            manager: cluster_manager,
         }),
         Arc::new(Floor {
             dir: mkdir(dir, "floor"),
