@@ -10,6 +10,8 @@
 //! respcache-proxy --config /etc/respcache/proxy.toml
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod access;
 mod admin;
 mod args;
