@@ -108,11 +108,17 @@ pub fn run() -> TaskResult {
             names
                 .iter()
                 .filter(|name| !(rule.shown)(&page, name))
-                .map(|name| format!("{} `{name}` ({}) is not in {}", rule.what, rule.source, rule.page)),
+                .map(|name| {
+                    format!(
+                        "{} `{name}` ({}) is not in {}",
+                        rule.what, rule.source, rule.page
+                    )
+                }),
         );
     }
+    missing.extend(unknown_anchors(&root.join("docs").join("src"))?);
     if missing.is_empty() {
-        println!("all {counted} names appear on their pages");
+        println!("all {counted} names appear on their pages, and every included anchor exists");
         Ok(())
     } else {
         for line in &missing {
@@ -127,6 +133,49 @@ pub fn run() -> TaskResult {
 
 fn read(path: &Path) -> Result<String, String> {
     std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
+}
+
+/// Every `{{#include path:anchor}}` of the pages in `dir` whose file has
+/// no such anchor, or an empty one: mdBook includes nothing for it and
+/// says nothing.
+fn unknown_anchors(dir: &Path) -> Result<Vec<String>, String> {
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut pages: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "md"))
+        .collect();
+    pages.sort();
+    for page in pages {
+        let text = read(&page)?;
+        for (file, anchor) in anchored_includes(&text) {
+            // A missing file is mdBook's own error, which the build step reports.
+            let Ok(included) = std::fs::read_to_string(dir.join(&file)) else {
+                continue;
+            };
+            if anchored(&included, &anchor).trim().is_empty() {
+                found.push(format!(
+                    "{}: `{{{{#include {file}:{anchor}}}}}` names no anchor (or an empty one) in that file",
+                    page.display()
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The `(file, anchor)` of each `{{#include file:anchor}}` in `text`
+/// whose anchor is a name (not a line range).
+fn anchored_includes(text: &str) -> Vec<(String, String)> {
+    text.match_indices("{{#include ")
+        .filter_map(|(at, needle)| {
+            let rest = &text[at + needle.len()..];
+            let spec = rest[..rest.find("}}")?].trim();
+            let (file, anchor) = spec.split_once(':')?;
+            let named = anchor.chars().next()?.is_ascii_alphabetic();
+            named.then(|| (file.to_owned(), anchor.to_owned()))
+        })
+        .collect()
 }
 
 /// `text` with each `{{#include path}}` and `{{#include path:anchor}}`
@@ -269,11 +318,17 @@ fn proxy_flags(source: &str) -> Vec<String> {
 /// The keys of the config file: the fields of `File` and of the structs
 /// it holds, as serde names them (no field there is renamed).
 fn config_keys(source: &str) -> Vec<String> {
-    ["File", "CacheFile", "AccessLogFile", "VhostFile", "RouteFile"]
-        .iter()
-        .flat_map(|name| struct_fields(source, name))
-        .map(|(field, _)| field)
-        .collect()
+    [
+        "File",
+        "CacheFile",
+        "AccessLogFile",
+        "VhostFile",
+        "RouteFile",
+    ]
+    .iter()
+    .flat_map(|name| struct_fields(source, name))
+    .map(|(field, _)| field)
+    .collect()
 }
 
 /// `name` in code on the page: `` `name` ``, `` `name(...)` ``,
@@ -317,7 +372,10 @@ mod tests {
     #[test]
     fn reads_checks_options_flags_and_keys_from_source_shapes() {
         let catalogue = "macro_rules! catalogue {}\n\ncatalogue! {\n    Buffered:\n        a_check => [MissingKey],\n        b_check => [RoundTrip, PutResult];\n    Streaming:\n        c_check => [Streaming];\n}\nfn after() { x => [y] }\n";
-        assert_eq!(catalogue_checks(catalogue), ["a_check", "b_check", "c_check"]);
+        assert_eq!(
+            catalogue_checks(catalogue),
+            ["a_check", "b_check", "c_check"]
+        );
 
         let builder = "impl Builder {\n    /// doc\n    pub fn max_size(mut self, b: u64) -> Self {\n        self\n    }\n    fn private(self) {}\n    pub fn build(self) -> M {}\n}\nimpl<N, F> Builder<N, F> {\n    pub fn near_lifetime(self) -> Self {}\n}\nimpl Other {\n    pub fn not_an_option(self) {}\n}\n";
         assert_eq!(builder_options(builder), ["max_size", "near_lifetime"]);
@@ -336,7 +394,10 @@ mod tests {
         assert!(shown_as_code(page, "--listen"));
         assert!(shown_as_code(page, "prefix"));
         assert!(!shown_as_code(page, "timeout"), "prose is not a mention");
-        assert!(!shown_as_code(page, "--list"), "a prefix of a name is not the name");
+        assert!(
+            !shown_as_code(page, "--list"),
+            "a prefix of a name is not the name"
+        );
         assert!(shown_as_key(page, "purge_token"));
         assert!(shown_as_key(page, "cache"));
         assert!(shown_as_key(page, "route"));
@@ -366,5 +427,31 @@ mod tests {
             "a\ninside = 2\n\nb outside = 1\n# ANCHOR: top\ninside = 2\n# ANCHOR_END: top\n"
         );
         assert!(missing.is_err());
+    }
+
+    #[test]
+    fn an_include_of_an_anchor_the_file_lacks_is_reported() {
+        let dir = std::env::temp_dir().join(format!("xtask-anchors-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("ex.rs"),
+            "// ANCHOR: here
+fn x() {}
+// ANCHOR_END: here
+",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("page.md"),
+            "{{#include ex.rs:here}}
+{{#include ex.rs:gone}}
+{{#include ex.rs:2:3}}
+",
+        )
+        .unwrap();
+        let found = unknown_anchors(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("ex.rs:gone"), "{found:?}");
     }
 }

@@ -45,6 +45,8 @@
 //! for hits without any system call: another process's writes are then
 //! seen within the interval.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod hot;
 mod store;
 

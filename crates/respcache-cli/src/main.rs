@@ -10,6 +10,8 @@
 //! respcache --redis redis://127.0.0.1/ --json stats
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;

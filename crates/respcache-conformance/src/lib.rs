@@ -25,6 +25,8 @@
 //! the check fails for its own reason while the same manager without the
 //! defect passes it.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 pub mod checks;
 mod failure;
 pub mod fixtures;

@@ -53,6 +53,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod body;
 mod error;
 pub mod headers;

@@ -54,6 +54,8 @@
 //! `get` answers `None` and drops the entry; a streamed body ends in an
 //! error before its last chunk, and the entry is dropped.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod gc;
 mod hot;
 mod layout;

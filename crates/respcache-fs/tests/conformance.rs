@@ -53,6 +53,7 @@ impl Harness for FsHarness {
         Some(self.dir.path().to_path_buf())
     }
 
+    // ANCHOR: differs
     async fn damage(&self, key: &str, how: Damage) -> Result<(), BoxError> {
         let path = match how {
             Damage::GarbleMetadata => self.manager.metadata_path(key),
@@ -77,3 +78,4 @@ impl Harness for FsHarness {
 
 respcache_conformance::buffered_suite!(FsHarness);
 respcache_conformance::streaming_suite!(FsHarness);
+// ANCHOR_END: differs

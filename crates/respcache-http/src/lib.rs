@@ -56,6 +56,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod body;
 mod clock;
 mod coalesce;

@@ -62,10 +62,7 @@ impl<S: Storage> HttpCache<S> {
         // Stored heads had their hop-by-hop fields removed when stored.
         vary::strip_internal(&mut head.headers);
         head.headers.insert(header::AGE, HeaderValue::from(age));
-        // A follower of another request's origin answer (`collapsed`) did
-        // not read storage: to `x-cache` it is a miss.
-        let from_storage = !status.collapsed;
-        self.add_status(&mut head.headers, &status, from_storage);
+        self.add_status(&mut head.headers, &status, true);
         let conditions = conditional::Conditions::take_from(&parts.headers);
         let head = if conditions.not_modified(&head.headers) && head.status == StatusCode::OK {
             conditional::not_modified_head(&head)
@@ -103,14 +100,9 @@ impl<S: Storage> HttpCache<S> {
 
     /// The cache's own `Cache-Status` member, and `x-cache` and
     /// `x-cache-lookup` when [`Options::x_cache_headers`] asks for them
-    /// (`from_storage`: the body is read from storage); in a surrogate,
+    /// (`served`: the response is served through the storage path); in a surrogate,
     /// the origin's `Surrogate-Control` stops here.
-    pub(crate) fn add_status(
-        &self,
-        headers: &mut HeaderMap,
-        status: &CacheStatus,
-        from_storage: bool,
-    ) {
+    pub(crate) fn add_status(&self, headers: &mut HeaderMap, status: &CacheStatus, served: bool) {
         if self.inner.options.surrogate.is_some() {
             surrogate::remove(headers);
         }
@@ -119,7 +111,7 @@ impl<S: Storage> HttpCache<S> {
             status.to_header(&self.inner.options.cache_name),
         );
         if self.inner.options.x_cache_headers {
-            let (x_cache, lookup) = status.x_cache(from_storage);
+            let (x_cache, lookup) = status.x_cache(served);
             headers.insert(
                 HeaderName::from_static("x-cache"),
                 HeaderValue::from_static(x_cache),

@@ -85,13 +85,15 @@ impl CacheStatus {
     }
 
     /// `x-cache` and `x-cache-lookup` as `http-cache` sets them, for
-    /// [`Options::x_cache_headers`](crate::Options::x_cache_headers):
-    /// `x-cache` is `HIT` when the body is read from storage
-    /// (`from_storage`: a fresh hit, a stored response revalidated by a
-    /// `304`, or one served stale), `MISS` when the origin's answer is
-    /// sent; `x-cache-lookup` is `HIT` when a stored response for the
-    /// request was found, used or revalidated, `MISS` otherwise.
-    pub fn x_cache(&self, from_storage: bool) -> (&'static str, &'static str) {
+    /// [`Options::x_cache_headers`](crate::Options::x_cache_headers).
+    /// `x-cache` is `HIT` when the body is read from storage: `served`
+    /// says the response took the storage path (a fresh hit, a stored
+    /// response revalidated by a `304`, or one served stale), except for
+    /// a follower reading another request's origin answer as it arrives
+    /// (`collapsed` without `hit`). `x-cache-lookup` is `HIT` when a
+    /// stored response for the request was found, used or revalidated.
+    pub fn x_cache(&self, served: bool) -> (&'static str, &'static str) {
+        let from_storage = served && (self.hit || !self.collapsed);
         let found = from_storage || self.hit || self.fwd == Some(Forward::Stale);
         let hit_or_miss = |yes: bool| if yes { "HIT" } else { "MISS" };
         (hit_or_miss(from_storage), hit_or_miss(found))
@@ -137,5 +139,39 @@ mod tests {
             "respcache; fwd=stale; fwd-status=304; stored; ttl=60"
         );
         assert_eq!(CacheStatus::hit(-3).to_header("edge"), "edge; hit; ttl=-3");
+    }
+
+    #[test]
+    fn x_cache_reads_storage_and_lookup_as_http_cache_does() {
+        let waited_then_read = CacheStatus {
+            collapsed: true,
+            ..CacheStatus::hit(60)
+        };
+        let mut followed = CacheStatus::forward(Forward::UriMiss);
+        followed.collapsed = true;
+        let mut revalidated = CacheStatus::forward(Forward::Stale);
+        revalidated.fwd_status = Some(304);
+        let mut replaced = CacheStatus::forward(Forward::Stale);
+        replaced.fwd_status = Some(200);
+        let cases = [
+            (CacheStatus::hit(5), true, ("HIT", "HIT")),
+            (waited_then_read, true, ("HIT", "HIT")),
+            (followed, true, ("MISS", "MISS")),
+            (revalidated, true, ("HIT", "HIT")),
+            (replaced, false, ("MISS", "HIT")),
+            (
+                CacheStatus::forward(Forward::UriMiss),
+                false,
+                ("MISS", "MISS"),
+            ),
+            (
+                CacheStatus::forward(Forward::VaryMiss),
+                false,
+                ("MISS", "MISS"),
+            ),
+        ];
+        for (status, served, expected) in cases {
+            assert_eq!(status.x_cache(served), expected, "{status:?}");
+        }
     }
 }

@@ -81,6 +81,8 @@
 //! quick_cache's `entry` API replaces a head in place under the shard's
 //! lock, so `update_head` never races a put into a mixed entry.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod entry;
 mod stream_put;
 

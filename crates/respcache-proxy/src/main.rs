@@ -14,6 +14,8 @@
 //!                 --tls-cert fullchain.pem --tls-key privkey.pem
 //! ```
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod access;
 mod admin;
 mod args;

@@ -58,6 +58,8 @@
 //! back by itself. Chunk batches of large bodies go over a second
 //! connection, so small requests do not queue behind them.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod connection;
 mod head;
 mod keys;

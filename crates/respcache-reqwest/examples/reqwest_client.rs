@@ -51,5 +51,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     );
     // ANCHOR_END: requests
     assert_eq!(origin.requests(), 2, "one miss, one hit, one reload");
+
+    // For dashboards that read http-cache's `x-cache` and `x-cache-lookup`.
+    // ANCHOR: x_cache
+    let options = respcache_reqwest::Options {
+        x_cache_headers: true,
+        ..respcache_reqwest::Options::private()
+    };
+    let backend = respcache_fs::StreamingManager::new(dir.path().join("http-cache"));
+    let client = ClientBuilder::new(reqwest::Client::new())
+        .with(Cache::new(respcache_reqwest::HttpCache::new(
+            respcache_reqwest::Streaming::new(backend),
+            options,
+        )))
+        .build();
+    let response = client.get(&url).send().await?;
+    assert_eq!(response.headers()["x-cache"], "HIT");
+    assert_eq!(response.headers()["x-cache-lookup"], "HIT");
+    // ANCHOR_END: x_cache
     Ok(())
 }

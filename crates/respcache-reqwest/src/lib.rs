@@ -46,6 +46,8 @@
 //! stale response is served and the entry is revalidated by the first
 //! request after the window, in the foreground.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod body;
 mod middleware;
 mod origin;

@@ -67,6 +67,8 @@
 //! the write's hint or the promoted lifetime. Set a short
 //! `near_lifetime` where that matters.
 
+#![deny(rustdoc::broken_intra_doc_links)]
+
 mod body;
 mod stamps;
 

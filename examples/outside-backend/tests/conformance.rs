@@ -20,6 +20,7 @@ impl Harness for MapHarness {
 
     /// Nothing outlives the manager: no restart, no second process, no
     /// medium to damage, and every body is in memory.
+    // ANCHOR: capabilities
     fn capabilities() -> Capabilities {
         Capabilities {
             survives_restart: false,
@@ -29,6 +30,7 @@ impl Harness for MapHarness {
             ..Capabilities::ALL
         }
     }
+    // ANCHOR_END: capabilities
 
     async fn create() -> Self {
         Self {
