@@ -504,7 +504,41 @@ fn report(medians: &Medians, streaming: &Value, quick: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::replace_section;
+    use super::{Medians, redis_report, replace_section};
+
+    #[test]
+    fn the_redis_section_sets_the_cluster_beside_one_server() {
+        let mut medians = Medians::new();
+        for (group, subject, size, ns) in [
+            ("put", "redis", "1KiB", 100_000.0),
+            ("put", "redis-cluster", "1KiB", 150_000.0),
+            ("get_hit", "redis", "1KiB", 50_000.0),
+            ("get_hit", "redis-cluster", "1KiB", 60_000.0),
+            ("get_hit", "redis", "1MiB", 1_000_000.0),
+        ] {
+            medians.insert((group.into(), subject.into(), size.into()), ns);
+        }
+        let small_hits = serde_json::json!({"hits": 300, "small": 1024, "large": 16777216, "rows": [
+            {"name": "one server", "quiet_p50_ms": 0.1, "quiet_p99_ms": 0.5, "busy_p50_ms": 0.2, "busy_p99_ms": 90.0, "busy_max_ms": 120.5},
+            {"name": "cluster (3 masters)", "quiet_p50_ms": 0.2}
+        ]});
+        let text = redis_report(&medians, &small_hits);
+        assert!(
+            text.contains("| 1KiB | 100.0 µs | 150.0 µs | 1.50 | 50.0 µs | 60.0 µs | 1.20 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains("| 1MiB | - | - | - | 1.00 ms | - | - |"),
+            "{text}"
+        );
+        assert!(text.contains("300 hits of one 1 KiB entry"), "{text}");
+        assert!(
+            text.contains("while one task puts 16 MiB entries"),
+            "{text}"
+        );
+        assert!(text.contains("| one server | 0.10 | 0.50 | 0.20 | 90.00 | 120.50 |"));
+        assert!(text.contains("| cluster (3 masters) | 0.20 | - | - | - | - |"));
+    }
 
     #[test]
     fn a_section_replaces_its_old_self_and_keeps_the_others() {
