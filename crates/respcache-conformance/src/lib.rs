@@ -16,6 +16,11 @@
 //! respcache_conformance::buffered_suite!(MyHarness);
 //! ```
 //!
+//! (A shape, not compiled here: a harness needs a backend, which this
+//! crate does not have. The smallest complete one, compiled and run by
+//! `cargo xtask ci`, is `examples/outside-backend/tests/conformance.rs`
+//! in the repository, walked through in the guide's "Writing a backend".)
+//!
 //! A check that fails says why, as a [`FailureKind`]; a harness declares
 //! what its backend can do ([`Capabilities`]), and checks it cannot meet
 //! report themselves as not applicable instead of failing.

@@ -36,9 +36,9 @@ impl<M> Cache<Buffered<M>>
 where
     M: CacheManager + Clone,
 {
-    /// A private cache over any backend (cacache, or one of your own): a
-    /// copy of each body is gathered on the side, up to 64 MiB, and stored
-    /// once complete.
+    /// A private cache over any backend that is `Clone` (cacache, or one
+    /// of your own; one that is not goes in an `Arc`): a copy of each body
+    /// is gathered on the side, up to 64 MiB, and stored once complete.
     pub fn buffered(manager: M) -> Self {
         Self::new(HttpCache::new(Buffered::new(manager), Options::private()))
     }

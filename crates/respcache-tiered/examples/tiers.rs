@@ -39,11 +39,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         .body(bytes::Bytes::from_static(b"hello"))?;
     let policy = CachePolicy::new(&request, &response);
     cache
-        .put("GET:/".into(), HttpResponse::from_http(response, url), policy)
+        .put(
+            "GET:/".into(),
+            HttpResponse::from_http(response, url),
+            policy,
+        )
         .await?;
     assert!(cache.near().get("GET:/").await?.is_some());
 
-    let restarted = TieredManager::new(MemoryManager::new(1024 * 1024), StreamingManager::new(directory));
+    let restarted = TieredManager::new(
+        MemoryManager::new(1024 * 1024),
+        StreamingManager::new(directory),
+    );
     let (hit, _) = restarted.get("GET:/").await?.expect("the far tier kept it");
     assert_eq!(hit.body, "hello");
     println!("stored in both tiers; found again after a restart");
