@@ -158,6 +158,63 @@ fn redis_report(medians: &Medians, small_hits: &Value) -> String {
 /// Puts `text` in `report` as its section `name`, in place of what an
 /// earlier run wrote there, keeping the other sections: each part of the
 /// bench (`cargo xtask bench`, `bench proxy`) rewrites only its own.
+/// Runs one of `benches/`'s benches that writes `target/bench/NAME.json`,
+/// quick or full, and returns that file's JSON.
+fn run_json_bench(name: &str, quick: bool, step: &str) -> Result<Value, String> {
+    let mut bench = cargo(&["bench", "-p", "respcache-benches", "--bench", name]);
+    if quick {
+        bench.env("RESPCACHE_BENCH_QUICK", "1");
+    }
+    run_step(step, &mut bench)?;
+    let path = workspace_root()
+        .join("target")
+        .join("bench")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Writes `section` as the report's section `name` and shows it.
+fn publish(name: &str, section: &str) -> TaskResult {
+    let report = workspace_root()
+        .join("target")
+        .join("bench")
+        .join("report.md");
+    write_section(&report, name, section)?;
+    println!("\n{section}\nadded to target/bench/report.md");
+    Ok(())
+}
+
+/// The body sizes of `rows`, in the order they first appear.
+fn sizes(rows: &[Value]) -> Vec<String> {
+    let mut sizes: Vec<String> = Vec::new();
+    for row in rows {
+        if let Some(size) = row["size"].as_str()
+            && !sizes.iter().any(|s| s == size)
+        {
+            sizes.push(size.to_owned());
+        }
+    }
+    sizes
+}
+
+/// A "Targets" table: each measured ratio against `target`, met or not.
+fn targets_table(out: &mut String, heading: &str, target: f64, targets: &[(String, Option<f64>)]) {
+    let _ = writeln!(
+        out,
+        "\n### Targets ({heading})\n\n| target: at least {target}x | measured | met |\n|---|---|---|"
+    );
+    for (what, ratio) in targets {
+        let met = match ratio {
+            Some(r) if *r >= target => "yes",
+            Some(_) => "**no**",
+            None => "not measured",
+        };
+        let shown = ratio.map_or("-".into(), |r| format!("{r:.2}"));
+        let _ = writeln!(out, "| {what} | {shown} | {met} |");
+    }
+}
+
 pub fn write_section(report: &Path, name: &str, text: &str) -> TaskResult {
     let old = match std::fs::read_to_string(report) {
         Ok(old) => old,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::{TaskResult, cargo, run_step};
+use crate::TaskResult;
 
 /// Issue 12's target: the engine's hit path at least this many times
 /// `http-cache`'s.
@@ -19,20 +19,12 @@ pub fn run(args: &[String]) -> TaskResult {
         [flag] if flag == "--quick" => true,
         _ => return Err("usage: cargo xtask bench engine [--quick]".into()),
     };
-    let mut bench = cargo(&["bench", "-p", "respcache-benches", "--bench", "engine"]);
-    if quick {
-        bench.env("RESPCACHE_BENCH_QUICK", "1");
-    }
-    run_step("engine: hits through each cache's tower layer", &mut bench)?;
-    let out = crate::workspace_root().join("target").join("bench");
-    let path = out.join("engine.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let json: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let section = render(&json, quick);
-    super::write_section(&out.join("report.md"), "engine", &section)?;
-    println!("\n{section}\nadded to target/bench/report.md");
-    Ok(())
+    let json = super::run_json_bench(
+        "engine",
+        quick,
+        "engine: hits through each cache's tower layer",
+    )?;
+    super::publish("engine", &render(&json, quick))
 }
 
 fn render(json: &Value, quick: bool) -> String {
@@ -61,14 +53,7 @@ fn render(json: &Value, quick: bool) -> String {
         "| body | subject | hits/s | hits/s, {tasks} tasks | allocations/hit | bytes/hit | ×peer | ×peer, {tasks} tasks |\n\
          |---|---|---|---|---|---|---|---|"
     );
-    let mut sizes: Vec<String> = Vec::new();
-    for row in &rows {
-        if let Some(size) = row["size"].as_str()
-            && !sizes.iter().any(|s| s == size)
-        {
-            sizes.push(size.to_owned());
-        }
-    }
+    let sizes = super::sizes(&rows);
     let mut targets = Vec::new();
     for size in &sizes {
         let best_peer = |field: &str| {
@@ -106,19 +91,12 @@ fn render(json: &Value, quick: bool) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "\n### Targets (issue 12)\n\n| target: at least {TARGET}x http-cache's hits/s | measured | met |\n|---|---|---|"
+    super::targets_table(
+        &mut out,
+        "issue 12: hits/s over http-cache's",
+        TARGET,
+        &targets,
     );
-    for (what, ratio) in targets {
-        let met = match ratio {
-            Some(r) if r >= TARGET => "yes",
-            Some(_) => "**no**",
-            None => "not measured",
-        };
-        let shown = ratio.map_or("-".into(), |r| format!("{r:.2}"));
-        let _ = writeln!(out, "| {what} | {shown} | {met} |");
-    }
     out
 }
 

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use crate::{TaskResult, cargo, run_step};
+use crate::TaskResult;
 
 /// Issue 13's target: respcache-reqwest with respcache-memory at least
 /// this many times http-cache-reqwest's hits per second.
@@ -31,23 +31,12 @@ pub fn run(args: &[String]) -> TaskResult {
 
 /// Runs the bench and writes its section.
 pub fn measure(quick: bool) -> TaskResult {
-    let mut bench = cargo(&["bench", "-p", "respcache-benches", "--bench", "reqwest"]);
-    if quick {
-        bench.env("RESPCACHE_BENCH_QUICK", "1");
-    }
-    run_step(
+    let json = super::run_json_bench(
+        "reqwest",
+        quick,
         "reqwest: hits through respcache-reqwest and http-cache-reqwest",
-        &mut bench,
     )?;
-    let out = crate::workspace_root().join("target").join("bench");
-    let path = out.join("reqwest.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let json: Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let section = render(&json, quick);
-    super::write_section(&out.join("report.md"), "reqwest", &section)?;
-    println!("\n{section}\nadded to target/bench/report.md");
-    Ok(())
+    super::publish("reqwest", &render(&json, quick))
 }
 
 fn render(json: &Value, quick: bool) -> String {
@@ -72,15 +61,7 @@ fn render(json: &Value, quick: bool) -> String {
         "| body | subject | hits/s | allocations/hit | bytes/hit | ×peer |\n|---|---|---|---|---|---|"
     );
     let mut targets = Vec::new();
-    let mut sizes: Vec<String> = Vec::new();
-    for row in &rows {
-        if let Some(size) = row["size"].as_str()
-            && !sizes.iter().any(|s| s == size)
-        {
-            sizes.push(size.to_owned());
-        }
-    }
-    for size in &sizes {
+    for size in &super::sizes(&rows) {
         let peer = rows
             .iter()
             .find(|r| r["name"] == PEER && r["size"] == size.as_str())
@@ -104,19 +85,12 @@ fn render(json: &Value, quick: bool) -> String {
             }
         }
     }
-    let _ = writeln!(
-        out,
-        "\n### Targets (issue 13)\n\n| target: at least {TARGET}x {PEER}'s hits/s | measured | met |\n|---|---|---|"
+    super::targets_table(
+        &mut out,
+        &format!("issue 13: hits/s over {PEER}'s"),
+        TARGET,
+        &targets,
     );
-    for (what, ratio) in targets {
-        let met = match ratio {
-            Some(r) if r >= TARGET => "yes",
-            Some(_) => "**no**",
-            None => "not measured",
-        };
-        let shown = ratio.map_or("-".into(), |r| format!("{r:.2}"));
-        let _ = writeln!(out, "| {what} | {shown} | {met} |");
-    }
     out
 }
 
