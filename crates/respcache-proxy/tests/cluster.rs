@@ -10,24 +10,16 @@ mod support;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
+use http::{Request, StatusCode};
 use respcache_testkit::RedisCluster;
 use support::client::Reply;
-use support::{Body, Client, Origin, Proxy, full};
+use support::{Client, Origin, Proxy, full, ok};
 
 const TOKEN: &str = "cluster-purge-token";
 
 /// Behind a load balancer both proxies see the name clients asked for, so
 /// both compute the same cache keys.
 const HOST: &str = "www.example.test";
-
-fn response(headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
-    let mut builder = Response::builder().status(200);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(full(body)).expect("a valid response")
-}
 
 /// An origin whose responses are fresh for an hour, vary on `Accept`, are
 /// tagged `blog` under `/blog/`, and name the path, the `Accept` and the
@@ -45,7 +37,7 @@ async fn origin() -> Origin {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        response(
+        ok(
             &[
                 ("cache-control", "max-age=3600"),
                 ("vary", "accept"),

@@ -12,16 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use support::{Body, Client, Origin, Proxy, full};
-
-fn response(headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
-    let mut builder = Response::builder();
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(full(body)).expect("a valid response")
-}
+use http::{Request, StatusCode};
+use support::{Client, Origin, Proxy, full, ok};
 
 /// The lines every test's config starts with.
 fn head(addr: SocketAddr, admin: SocketAddr, dir: &Path) -> String {
@@ -71,8 +63,8 @@ fn check_config_names_the_line_and_exits_non_zero() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn virtual_hosts_send_each_host_to_its_own_origin() {
-    let a = Origin::start(|_, _| response(&[("cache-control", "max-age=60")], "from a")).await;
-    let b = Origin::start(|_, _| response(&[("cache-control", "max-age=60")], "from b")).await;
+    let a = Origin::start(|_, _| ok(&[("cache-control", "max-age=60")], "from a")).await;
+    let b = Origin::start(|_, _| ok(&[("cache-control", "max-age=60")], "from b")).await;
     let (a_url, b_url) = (a.base_url(), b.base_url());
     let proxy = Proxy::start_config(
         |addr, admin, dir| {
@@ -125,7 +117,7 @@ async fn echo_origin() -> Origin {
         if !cc.is_empty() {
             headers.push(("cache-control", cc));
         }
-        response(&headers, format!("{} #{n}", seen.path))
+        ok(&headers, format!("{} #{n}", seen.path))
     })
     .await
 }
@@ -327,8 +319,7 @@ async fn two_proxies_on_one_redis_serve_what_either_stored() {
     let dir = tempfile::tempdir().unwrap();
     let redis = respcache_testkit::RedisServer::start(dir.path());
     let origin =
-        Origin::start(|_, n| response(&[("cache-control", "max-age=60")], format!("body #{n}")))
-            .await;
+        Origin::start(|_, n| ok(&[("cache-control", "max-age=60")], format!("body #{n}"))).await;
     let one = redis_proxy(&origin.base_url(), &redis.url()).await;
     let two = redis_proxy(&origin.base_url(), &redis.url()).await;
     let client = Client::default();
@@ -363,7 +354,7 @@ async fn two_proxies_on_one_redis_serve_what_either_stored() {
 async fn readyz_says_503_while_the_backend_is_down_and_healthz_still_200() {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = respcache_testkit::RedisServer::start(dir.path());
-    let origin = Origin::start(|_, _| response(&[], "x")).await;
+    let origin = Origin::start(|_, _| ok(&[], "x")).await;
     let proxy = redis_proxy(&origin.base_url(), &redis.url()).await;
     let client = Client::default();
 

@@ -13,17 +13,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use respcache_testkit as kit;
-use support::{Body, Client, Origin, Proxy, full};
+use support::{Body, Client, Origin, Proxy, full, response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
-    let mut builder = Response::builder().status(status);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(full(body)).expect("a valid response")
-}
 
 /// Sends `raw` on a connection of its own and reads until the proxy
 /// closes it (or 10 s pass); what came back, as text.

@@ -11,16 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use support::{Body, Client, Origin, Proxy, channel, full, pattern, trickle};
-
-/// A response from the test origin.
-fn response(status: u16, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
-    let mut builder = Response::builder().status(status);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(full(body)).expect("a valid response")
-}
+use support::{Client, Origin, Proxy, channel, full, pattern, response, trickle};
 
 /// The value of counter `name` in Prometheus text.
 fn metric(text: &str, name: &str) -> u64 {

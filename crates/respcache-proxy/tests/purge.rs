@@ -9,17 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use support::{Body, Client, Origin, Proxy, full};
+use support::{Client, Origin, Proxy, full, ok};
 
 const TOKEN: &str = "s3cret-token";
-
-fn response(headers: &[(&str, &str)], body: impl Into<Bytes>) -> Response<Body> {
-    let mut builder = Response::builder().status(200);
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(full(body)).expect("a valid response")
-}
 
 /// An origin whose responses are fresh for an hour, vary on `Accept`,
 /// carry tags by path (`/blog/...` → `blog`, everything → `all`) and
@@ -38,7 +30,7 @@ async fn origin() -> Origin {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        response(
+        ok(
             &[
                 ("cache-control", "max-age=3600"),
                 ("vary", "accept"),
@@ -233,7 +225,7 @@ async fn validating_origin(cache_control: &'static str) -> Origin {
                 .body(full(Bytes::new()))
                 .unwrap();
         }
-        response(
+        ok(
             &[("cache-control", cache_control), ("etag", "\"v1\"")],
             format!("version 1, answer {n}"),
         )
