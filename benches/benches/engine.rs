@@ -10,12 +10,10 @@
 #![allow(missing_docs)]
 
 mod common;
+#[path = "common/origin.rs"]
+mod origin;
 
-use std::convert::Infallible;
-use std::future::{Ready, ready};
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
@@ -26,6 +24,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use common::{KIB, body, quick};
+use origin::Origin;
 
 /// Counts every allocation of every thread (the blocking pool's too).
 #[global_allocator]
@@ -36,37 +35,6 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 const TASKS: usize = 64;
 /// Hits whose allocations are counted.
 const COUNTED: usize = 1000;
-
-/// The service every cache stands in front of: a fixed body, fresh for an
-/// hour, and a count of the requests that reached it.
-#[derive(Debug, Clone)]
-struct Origin {
-    body: Bytes,
-    calls: Arc<AtomicUsize>,
-}
-
-impl Service<Request<Full<Bytes>>> for Origin {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Full<Bytes>>, Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let response = Response::builder()
-            .header("cache-control", "max-age=3600")
-            .header("content-type", "application/octet-stream")
-            .body(Full::new(self.body.clone()))
-            .expect("a response");
-        ready(Ok(response))
-    }
-}
 
 /// One hit (or, while warming, one request): the response read whole;
 /// returns the body's length.
@@ -128,15 +96,15 @@ where
         // Stores may finish after the body is read: ask until the
         // origin stops being asked.
         for _ in 0..50 {
-            let before = origin.calls.load(Ordering::SeqCst);
+            let before = origin.calls();
             assert_eq!(hit(&mut one, uri).await, len, "{name}: body length");
-            if origin.calls.load(Ordering::SeqCst) == before {
+            if origin.calls() == before {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    let calls = origin.calls.load(Ordering::SeqCst);
+    let calls = origin.calls();
 
     // One at a time: a hit's own cost, with no other task to hide it.
     let rounds = if quick() { 3 } else { 7 };
@@ -201,11 +169,7 @@ where
         })
         .collect();
     concurrent.sort_by(f64::total_cmp);
-    assert_eq!(
-        origin.calls.load(Ordering::SeqCst),
-        calls,
-        "{name}: hits reached the origin"
-    );
+    assert_eq!(origin.calls(), calls, "{name}: hits reached the origin");
     let row = Row {
         name,
         size,
@@ -246,10 +210,7 @@ fn main() {
         let uri: Uri = format!("http://bench.example/item-{size}")
             .parse()
             .expect("a URI");
-        let origin = || Origin {
-            body: body(len),
-            calls: Arc::default(),
-        };
+        let origin = || Origin::new(body(len));
 
         let o = origin();
         let manager = respcache_fs::StreamingManager::new(mkdir(dir.path(), &format!("fs-{size}")));

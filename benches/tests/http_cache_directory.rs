@@ -4,10 +4,10 @@
 //! never as a hit and never as an error, and then fills with entries of
 //! respcache's own.
 
-use std::convert::Infallible;
-use std::future::{Ready, poll_fn, ready};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[path = "../benches/common/origin.rs"]
+mod origin;
+
+use std::future::poll_fn;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -16,34 +16,7 @@ use respcache_core::CacheManager;
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// An in-process origin: a body fresh for an hour, and a count of the
-/// requests that reached it.
-#[derive(Debug, Clone, Default)]
-struct Origin {
-    calls: Arc<AtomicUsize>,
-}
-
-impl Service<Request<Full<Bytes>>> for Origin {
-    type Response = Response<Full<Bytes>>;
-    type Error = Infallible;
-    type Future = Ready<Result<Response<Full<Bytes>>, Infallible>>;
-
-    fn poll_ready(
-        &mut self,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Infallible>> {
-        std::task::Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<Full<Bytes>>) -> Self::Future {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let response = Response::builder()
-            .header("cache-control", "max-age=3600")
-            .body(Full::new(Bytes::from_static(b"from the origin")))
-            .expect("a response");
-        ready(Ok(response))
-    }
-}
+use origin::Origin;
 
 /// One request through `service`: the response head and its whole body.
 async fn get<S, B>(service: &mut S, uri: &Uri) -> (http::response::Parts, Bytes)
@@ -72,16 +45,12 @@ async fn a_directory_http_cache_filled_reads_as_misses_then_fills_anew() {
     let uri: Uri = "http://example.test/item".parse().unwrap();
 
     // http-cache fills the directory: its second request is its own hit.
-    let peer_origin = Origin::default();
+    let peer_origin = Origin::new(Bytes::from_static(b"from the origin"));
     let peer_manager = http_cache::CACacheManager::new(dir.path().to_path_buf(), true);
     let mut peer = http_cache_tower::HttpCacheLayer::new(peer_manager).layer(peer_origin.clone());
     get(&mut peer, &uri).await;
     get(&mut peer, &uri).await;
-    assert_eq!(
-        peer_origin.calls.load(Ordering::SeqCst),
-        1,
-        "http-cache stored the response"
-    );
+    assert_eq!(peer_origin.calls(), 1, "http-cache stored the response");
 
     // Its entry, under the key http-cache gives it, is a miss to respcache.
     let manager = respcache_cacache::CACacheManager::new(dir.path(), true);
@@ -94,7 +63,7 @@ async fn a_directory_http_cache_filled_reads_as_misses_then_fills_anew() {
     );
 
     // Through the engine: a miss, not an error, then respcache's own hit.
-    let origin = Origin::default();
+    let origin = Origin::new(Bytes::from_static(b"from the origin"));
     let cache = respcache_http::HttpCache::new(
         respcache_http::Buffered::new(manager),
         respcache_http::Options::default(),
@@ -107,5 +76,5 @@ async fn a_directory_http_cache_filled_reads_as_misses_then_fills_anew() {
     let (second, _) = get(&mut ours, &uri).await;
     let status = second.headers["cache-status"].to_str().unwrap();
     assert!(status.contains("; hit"), "{status}");
-    assert_eq!(origin.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(origin.calls(), 1);
 }
