@@ -161,8 +161,7 @@ impl Hot {
         let Some(kept) = state.kept.get_mut(&meta.key) else {
             return false;
         };
-        if kept.meta.link != meta.link || kept.body.is_some() || kept.reserved > 0 || len > room
-        {
+        if kept.meta.link != meta.link || kept.body.is_some() || kept.reserved > 0 || len > room {
             return false;
         }
         // An empty body holds nothing but still marks the read under way.
