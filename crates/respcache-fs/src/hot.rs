@@ -1,13 +1,15 @@
 //! What this process keeps in memory of the entries it has read or
 //! written: their metadata, with the identity of the metadata file version
 //! it came from, and for bodies up to `body_limit` bytes the bytes
-//! themselves, checked when they were read. A hit on such an entry costs no system call at all
-//! while the version was confirmed lately, and one `stat` otherwise.
+//! themselves, checked when they were read. A hit on such an entry costs
+//! no system call at all while the version was confirmed lately, and one
+//! `stat` otherwise.
 //!
 //! Bounded twice: at most `entries` keys (a full map starts over) and at
 //! most `body_bytes` bytes of bodies, counting those being read to be kept
-//! (past it, bodies are simply not kept). This process's own writes and deletes update it; another
-//! process's are seen at the next confirmation, at most `recheck` later.
+//! (past it, bodies are simply not kept). This process's own writes and
+//! deletes update it; another process's are seen at the next confirmation,
+//! at most `recheck` later.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
